@@ -1,0 +1,165 @@
+"""The `System` protocol: anything that turns (text, voice prompt) into speech.
+
+A system is built from its config table (`[[systems]]` in the TOML), loaded once
+per run (`load`), asked to `synthesize` batches of requests, then `close`d. It
+never raises for one utterance's problem: it returns a `SynthesisResult` with
+`error` set, so the runner records a failed row and goes on. The runner times each
+`synthesize` call (wall clock, GPU synchronised) unless the result carries its own
+`wall_seconds`; batched systems should set it per item or accept the even split.
+
+New kinds register with `@register_system("kind")`; baselines add "valle" and
+"halle" this way without the runner knowing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    utt_id: str
+    text: str
+    prompt_audio: Path | None = None
+    prompt_text: str | None = None
+    seed: int = 0
+    # Reference audio path and the prompt cut, for systems that need them
+    # (ground-truth, wavdir); speech models must not look at `reference_audio`.
+    reference_audio: Path | None = None
+    prompt_start: float | None = None
+    prompt_end: float | None = None
+    workdir: Path | None = None  # scratch folder the system may write to
+
+
+@dataclass
+class SynthesisResult:
+    utt_id: str
+    audio: np.ndarray | None = None  # mono float32
+    sample_rate: int | None = None
+    error: str | None = None
+    wall_seconds: float | None = None  # set by batched systems that time items themselves
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. {"ar_seconds": .., "nar_seconds": ..}
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.audio is not None
+
+
+@runtime_checkable
+class System(Protocol):
+    name: str
+    kind: str
+    batch_size: int
+
+    def cache_key(self) -> dict[str, Any]:
+        """Everything about this system that changes its output (config, checkpoint sha256)."""
+
+    def load(self, device: str) -> None: ...
+
+    def warmup(self) -> None:
+        """Run once before timing (CUDA kernels, caches); may do nothing."""
+
+    def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]: ...
+
+    def close(self) -> None: ...
+
+    def models(self) -> list[dict[str, str]]:
+        """Model files used: [{"name":..., "sha256":...}] for env.json."""
+
+
+class BaseSystem:
+    """Convenience base: stores name/config, no-op load/warmup/close."""
+
+    kind: ClassVar[str] = "base"
+    batch_size: int = 1
+
+    def __init__(self, name: str, config: dict[str, Any], base_dir: Path):
+        self.name = name
+        self.config = dict(config)
+        self.base_dir = base_dir
+        self.device = "cpu"
+
+    def cache_key(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{k: v for k, v in self.config.items() if k != "name"}}
+
+    def load(self, device: str) -> None:
+        self.device = device
+
+    def warmup(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def models(self) -> list[dict[str, str]]:
+        return []
+
+    def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]:
+        raise NotImplementedError
+
+
+SystemFactory = Callable[[str, dict[str, Any], Path], System]
+_REGISTRY: dict[str, SystemFactory] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_system(kind: str, description: str = "") -> Callable[[SystemFactory], SystemFactory]:
+    """Class decorator: `@register_system("command")`."""
+
+    def deco(factory: SystemFactory) -> SystemFactory:
+        _REGISTRY[kind] = factory
+        _DESCRIPTIONS[kind] = description or (factory.__doc__ or "").strip().split("\n")[0]
+        return factory
+
+    return deco
+
+
+def system_kinds() -> dict[str, str]:
+    _load_builtin_kinds()
+    return dict(sorted(_DESCRIPTIONS.items()))
+
+
+def build_system(name: str, config: dict[str, Any], base_dir: Path) -> System:
+    """Instantiate a system from its config table; unknown kinds are a ConfigError."""
+    _load_builtin_kinds()
+    kind = config.get("kind")
+    if kind not in _REGISTRY:
+        hint = ""
+        if _IMPORT_ERRORS:
+            hint = "; could not load: " + "; ".join(f"{m}: {e}" for m, e in _IMPORT_ERRORS.items())
+        raise ConfigError(
+            f"system '{name}': unknown kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}{hint}"
+        )
+    return _REGISTRY[kind](name, config, base_dir)
+
+
+# Modules that register kinds on import. The model adapters need torch and the
+# baselines; if they fail to import, the other kinds still work and the error is
+# shown when someone asks for the missing kind.
+_BUILTIN_MODULES = ("halle_bench.systems.adapters", "halle_bench.baselines.adapters")
+_IMPORT_ERRORS: dict[str, str] = {}
+_loaded = False
+
+
+def _load_builtin_kinds() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name == mod:  # module not written yet / not installed
+                continue
+            _IMPORT_ERRORS[mod] = repr(e)
+        except Exception as e:  # a broken adapter must not break the other kinds
+            _IMPORT_ERRORS[mod] = repr(e)
