@@ -100,6 +100,12 @@ class BaseSystem:
     def models(self) -> list[dict[str, str]]:
         return []
 
+    def item_fingerprint(self, request: SynthesisRequest) -> str:
+        """Per-item input the system reads besides the request fields (e.g. the
+        pre-generated file of `wavdir`, the reference of `ground-truth`): its hash
+        goes into the generation cache key, so a changed file is re-read."""
+        return ""
+
     def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]:
         raise NotImplementedError
 
