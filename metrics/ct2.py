@@ -258,7 +258,8 @@ def save_whisper_checkpoint(ckpt: dict[str, Any], out: str | Path) -> Path:
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sd = {k: torch.from_numpy(np.array(v))  # copy: frombuffer arrays are read-only for k, v in ckpt["model_state_dict"].items()}
+    # np.array copies: arrays from np.frombuffer are read-only, torch wants writable memory.
+    sd = {k: torch.from_numpy(np.array(v)) for k, v in ckpt["model_state_dict"].items()}
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
         torch.save({"dims": dict(ckpt["dims"]), "model_state_dict": sd}, tmp)
