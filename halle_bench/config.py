@@ -23,7 +23,7 @@ FORMATS = ("jsonl", "csv", "seed-tts", "librispeech-pc", "audiofolder")
 
 _TOP_KEYS = {"dataset", "systems", "metrics", "run"}
 _DATASET_KEYS = {"manifest", "format", "buckets", "prompt", "prompt_seconds", "limit", "name"}
-_RUN_KEYS = {"seed", "device", "max_failed_fraction", "n_boot", "warmup", "batch_size"}
+_RUN_KEYS = {"seed", "device", "max_failed_fraction", "n_boot", "warmup", "plugins"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class RunConfig:
     max_failed_fraction: float = 0.0
     n_boot: int = 1000  # bootstrap resamples for the leaderboard's confidence intervals
     warmup: bool = True  # one untimed synthesis per system before timing RTF
+    # Modules imported before systems and scorers are built, so that they can
+    # register their own kinds (`@register_system`, `@register_scorer`).
+    plugins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Config:
                 "max_failed_fraction": self.run.max_failed_fraction,
                 "n_boot": self.run.n_boot,
                 "warmup": self.run.warmup,
+                "plugins": list(self.run.plugins),
             },
         }
         if ds.format:
@@ -242,7 +246,11 @@ def parse_config(text: str, path: Path) -> Config:
     n_boot = run_raw.get("n_boot", 1000)
     if not isinstance(n_boot, int) or n_boot < 0:
         raise err("[run]: `n_boot` must be a non-negative integer", "n_boot", "[run]")
-    run = RunConfig(seed=seed, device=device, max_failed_fraction=float(mff), n_boot=n_boot, warmup=bool(run_raw.get("warmup", True)))
+    plugins = run_raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(x, str) and x for x in plugins):
+        raise err("[run]: `plugins` must be a list of module names", "plugins", "[run]")
+    run = RunConfig(seed=seed, device=device, max_failed_fraction=float(mff), n_boot=n_boot,
+                    warmup=bool(run_raw.get("warmup", True)), plugins=tuple(plugins))
     return Config(path=path, dataset=dataset, systems=tuple(systems), metrics=metrics, run=run, text=text)
 
 

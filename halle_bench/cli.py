@@ -1,0 +1,225 @@
+"""`halle-bench`: a thin command line over the library.
+
+Exit codes (contract): 0 ok; 1 the run finished but failed utterances exceeded the
+allowed share, or `check` found a regression; 2 bad usage, bad config or manifest,
+missing model files (the message names the file and line where it applies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ChecksumError, ConfigError, HalleBenchError, MissingModelError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _csv(s: str | None) -> list[str] | None:
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .config import load_config
+    from .progress import Reporter
+    from .runner import run
+
+    reporter = Reporter(quiet=a.quiet)
+    if a.config is None:
+        from .data import build_demo
+        from .models import home
+
+        reporter.log("no config given: running the embedded demo (built once with espeak-ng)")
+        cfg_path = build_demo(home())
+        out = Path(a.out or "runs/demo")
+    else:
+        cfg_path = Path(a.config)
+        out = Path(a.out or Path("runs") / cfg_path.stem)
+    config = load_config(cfg_path)
+    summary = run(config, out, systems=_csv(a.systems), metrics=_csv(a.metrics), limit=a.limit,
+                  device=a.device, force=a.force, reporter=reporter)
+    _print_summary(summary, quiet=a.quiet)
+    try:
+        from .report import write_report
+
+        write_report([out], out, html=a.html, console=None)
+    except ImportError:
+        pass
+    return summary.exit_code
+
+
+def _print_summary(summary, quiet: bool) -> None:
+    import pandas as pd
+
+    df = pd.read_csv(summary.leaderboard)
+    try:
+        from .report import render_leaderboard_table
+
+        _console().print(render_leaderboard_table(df))
+    except ImportError:
+        cols = [c for c in ("system", "bucket", "n", "n_failed", "wer", "wer_macro", "sim", "quality", "rtf") if c in df]
+        print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"leaderboard: {summary.leaderboard}")
+    print(f"utterances:  {summary.utterances_csv}")
+    if summary.n_failed:
+        print(f"{summary.n_failed}/{summary.n_items} utterances failed "
+              f"({summary.failed_fraction:.1%}; allowed {summary.max_failed_fraction:.1%}):", file=sys.stderr)
+        for f in summary.failures[:20]:
+            print(f"  {f['system']}/{f['id']} [{f['bucket']}]: {f['error']}", file=sys.stderr)
+        if len(summary.failures) > 20:
+            print(f"  ... and {len(summary.failures) - 20} more (see utterances.csv)", file=sys.stderr)
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import render_leaderboard_table, write_report
+
+    dirs = [Path(d) for d in a.run_dirs]
+    for d in dirs:
+        if not (d / "leaderboard.csv").exists():
+            raise ConfigError("not a run directory (no leaderboard.csv)", d)
+    out = Path(a.out) if a.out else (dirs[0] if len(dirs) == 1 else Path("runs/merged"))
+    path = write_report(dirs, out, html=a.html, console=_console())
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+def cmd_check(a: argparse.Namespace) -> int:
+    from .check import CheckInputError, check, parse_tolerances
+
+    try:
+        tol = parse_tolerances(a.tolerance or [])
+        res = check(Path(a.candidate), Path(a.baseline), tol,
+                    baseline_utterances=Path(a.baseline_utterances) if a.baseline_utterances else None,
+                    seed=a.seed)
+    except CheckInputError as e:
+        print(f"halle-bench check: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(res.markdown)
+    if a.output:
+        Path(a.output).write_text(res.markdown)
+    return EXIT_FAILED if res.regressed else EXIT_OK
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .models import all_models, prefetch, resolve, status
+
+    specs = all_models()
+    if a.names:
+        unknown = [n for n in a.names if n not in specs]
+        if unknown:
+            raise ConfigError(f"unknown model(s) {unknown}; known: {', '.join(specs)}")
+        specs = {n: specs[n] for n in a.names}
+    if a.action == "list":
+        t = Table(title="halle-bench models")
+        for c in ("name", "backend", "source", "licence", "present", "sha256"):
+            t.add_column(c, overflow="fold")
+        for spec in specs.values():
+            s = status(spec)
+            t.add_row(s["name"], s["backend"], s["source"], s["licence"], s["present"], s["sha256"][:16])
+        _console().print(t)
+        return EXIT_OK
+    bad = 0
+    for spec in specs.values():
+        try:
+            if a.action == "prefetch":
+                p = prefetch(spec) if len(spec.package_files) > 1 else resolve(spec)
+                print(f"ok       {spec.name}: {p}")
+            else:
+                p = resolve(spec, verify=True)
+                print(f"verified {spec.name}: {p}" + ("" if spec.sha256 else " (user file: no registered sha256)"))
+        except (MissingModelError, ChecksumError) as e:
+            bad += 1
+            print(f"FAILED   {spec.name}: {e}", file=sys.stderr)
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_systems(a: argparse.Namespace) -> int:
+    from .systems.base import system_kinds
+
+    for kind, desc in system_kinds().items():
+        print(f"{kind:14s} {desc}")
+    return EXIT_OK
+
+
+def cmd_datasets(a: argparse.Namespace) -> int:
+    from .config import FORMATS
+
+    print("manifest formats ([dataset] format = ..., inferred when absent):")
+    for f in FORMATS:
+        print(f"  {f}")
+    print("built-in: the embedded demo (`halle-bench run` with no config): espeak-ng voices, buckets 3-90 s")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="halle-bench", description="Benchmark zero-shot long-form TTS per length bucket.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="generate, score and aggregate (no CONFIG: the embedded demo)")
+    r.add_argument("config", nargs="?", help="config TOML (default: the embedded demo)")
+    r.add_argument("--out", help="run directory (default runs/<config name>)")
+    r.add_argument("--systems", help="comma-separated subset of the config's systems")
+    r.add_argument("--metrics", help="comma-separated subset of metrics, e.g. wer,sim,quality")
+    r.add_argument("--limit", type=int, help="first N utterances only")
+    r.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides [run] device)")
+    r.add_argument("--force", action="store_true", help="recompute everything, ignoring cached rows")
+    r.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
+    r.add_argument("--html", action="store_true", help="also write report.html")
+    r.set_defaults(fn=cmd_run)
+
+    rp = sub.add_parser("report", help="report.md / plots / html for one or more run directories (merged)")
+    rp.add_argument("run_dirs", nargs="+")
+    rp.add_argument("--out", help="output folder (default: the run directory)")
+    rp.add_argument("--html", action="store_true")
+    rp.set_defaults(fn=cmd_report)
+
+    c = sub.add_parser("check", help="regression gate: candidate run vs a baseline leaderboard")
+    c.add_argument("candidate", help="candidate run directory or leaderboard.csv")
+    c.add_argument("--baseline", required=True, help="baseline leaderboard.csv")
+    c.add_argument("--baseline-utterances", help="baseline utterances.csv (default: beside the baseline)")
+    c.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
+                   help="e.g. wer=0.01 (absolute) or wer=5%% (relative); repeatable")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--output", help="also write the markdown diff here")
+    c.set_defaults(fn=cmd_check)
+
+    m = sub.add_parser("models", help="list, prefetch or verify model weight files (offline)")
+    m.add_argument("action", choices=["list", "prefetch", "verify"])
+    m.add_argument("names", nargs="*")
+    m.set_defaults(fn=cmd_models)
+
+    sub.add_parser("systems", help="list system kinds").set_defaults(fn=cmd_systems)
+    sub.add_parser("datasets", help="list manifest formats and built-in datasets").set_defaults(fn=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return a.fn(a)
+    except ConfigError as e:
+        print(f"halle-bench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MissingModelError, ChecksumError) as e:
+        print(f"halle-bench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except HalleBenchError as e:
+        print(f"halle-bench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("halle-bench: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
