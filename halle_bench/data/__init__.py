@@ -1,1 +1,27 @@
-"""placeholder"""
+"""Benchmark data: utterances, manifest readers, length buckets, prompt policies and
+the embedded espeak-ng demo set."""
+
+from .buckets import DEFAULT_BUCKETS, UNKNOWN_BUCKET, assign_buckets, bucket_label, bucket_labels, validate_edges
+from .demo import DEMO_VERSION, build_demo
+from .manifests import FORMATS, detect_format, read_manifest
+from .prompts import PROMPT_ERROR, PROMPT_POLICIES, apply_prompt_policy
+from .utterance import WORDS_PER_SECOND, Utterance
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "DEMO_VERSION",
+    "FORMATS",
+    "PROMPT_ERROR",
+    "PROMPT_POLICIES",
+    "UNKNOWN_BUCKET",
+    "WORDS_PER_SECOND",
+    "Utterance",
+    "apply_prompt_policy",
+    "assign_buckets",
+    "bucket_label",
+    "bucket_labels",
+    "build_demo",
+    "detect_format",
+    "read_manifest",
+    "validate_edges",
+]
