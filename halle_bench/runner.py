@@ -313,11 +313,24 @@ def _generate_system(plan: Plan, system: System, todo: list, table: JsonlTable, 
             _sync(plan.device)
             t0 = time.perf_counter()
             try:
-                results = system.synthesize([r for _, r, _ in chunk])
-                if len(results) != len(chunk):
-                    raise HalleBenchError(f"system returned {len(results)} results for {len(chunk)} requests")
+                results = _synthesize_checked(system, [r for _, r, _ in chunk])
             except Exception as e:
-                results = [SynthesisResult(utt_id=r.utt_id, error=f"{type(e).__name__}: {e}") for _, r, _ in chunk]
+                if len(chunk) == 1:
+                    results = [SynthesisResult(utt_id=chunk[0][1].utt_id, error=f"{type(e).__name__}: {e}")]
+                else:
+                    # One bad item must not fail its batch-mates: retry them one by one
+                    # (timed individually, so their RTF is still per item).
+                    results = []
+                    for _, r, _ in chunk:
+                        t1 = time.perf_counter()
+                        try:
+                            res = _synthesize_checked(system, [r])[0]
+                        except Exception as e1:
+                            res = SynthesisResult(utt_id=r.utt_id, error=f"{type(e1).__name__}: {e1}")
+                        _sync(plan.device)
+                        if res.wall_seconds is None:
+                            res.wall_seconds = time.perf_counter() - t1
+                        results.append(res)
             _sync(plan.device)
             wall = time.perf_counter() - t0
             by_id = {r.utt_id: r for r in results}
@@ -344,6 +357,13 @@ def _generate_system(plan: Plan, system: System, todo: list, table: JsonlTable, 
     except Exception as e:  # closing must not lose the rows already written
         reporter.log(f"generate {system.name}: close failed: {e}")
     return len(todo)
+
+
+def _synthesize_checked(system: System, reqs: list[SynthesisRequest]) -> list[SynthesisResult]:
+    results = system.synthesize(reqs)
+    if len(results) != len(reqs):
+        raise HalleBenchError(f"system returned {len(results)} results for {len(reqs)} requests")
+    return results
 
 
 # --------------------------------------------------------------------------- score
