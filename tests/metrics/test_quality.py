@@ -1,0 +1,92 @@
+"""The "quality" scorer: registry, config errors, batch-size invariance, item errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from halle_bench.errors import ConfigError, MissingModelError
+from halle_bench.metrics.base import ScoreItem, build_scorer
+from halle_bench.models import all_models
+
+
+def _items(speech):
+    texts = [
+        ("a", "Hello there, this is the first test sentence.", "en-us"),
+        ("b", "A much longer second item, spoken by another voice, with several clauses in it.", "en-gb"),
+        ("c", "Short.", "en-us"),
+    ]
+    items = [ScoreItem(system="s", utt_id=u, audio=speech(t, voice=v)) for u, t, v in texts]
+    # one long item (about 20 s) so that several windows are pooled
+    long = np.concatenate([speech(t, voice=v) for _, t, v in texts] * 2)
+    items.append(ScoreItem(system="s", utt_id="long", audio=long))
+    return items
+
+
+def test_specs_registered_with_sha256():
+    specs = all_models()
+    assert specs["dnsmos-p835"].sha256 and specs["dnsmos-p808"].sha256
+    assert specs["utmos22-strong"].package is None
+
+
+def test_unknown_model_is_config_error():
+    with pytest.raises(ConfigError, match="dnsmos"):
+        build_scorer("quality", {"model": "nisqa"})
+
+
+def test_batch_size_invariance(speech):
+    items = _items(speech)
+    s1 = build_scorer("quality", {"model": "dnsmos", "batch_size": 1})
+    s8 = build_scorer("quality", {"model": "dnsmos", "batch_size": 8})
+    s1.load("cpu")
+    s8.load("cpu")
+    one = [s1.score([it])[0] for it in items]
+    eight = s8.score(items)
+    assert [o.values for o in one] == [o.values for o in eight]
+    v = eight[0].values
+    assert v["quality"] == v["dnsmos_ovrl"] and v["quality_model"] == "dnsmos-p835-ovrl"
+    assert 1.0 < v["quality"] < 5.0
+    assert eight[3].values["dnsmos_windows"] > 1
+    refs = s8.models()
+    assert {r.name for r in refs} == {"dnsmos-p835", "dnsmos-p808"} and all(r.sha256 for r in refs)
+
+
+def test_item_errors_do_not_break_batch(speech):
+    s = build_scorer("quality", {})
+    good = ScoreItem(system="s", utt_id="g", audio=speech("Good item."))
+    out = s.score(
+        [
+            ScoreItem(system="s", utt_id="e", audio=np.zeros(0, np.float32)),
+            ScoreItem(system="s", utt_id="n", audio=np.array([0.0, np.nan], np.float32)),
+            good,
+        ]
+    )
+    assert "empty" in out[0].error and "NaN" in out[1].error
+    assert out[2].error is None and out[2].values["quality"] > 1.0
+
+
+def test_other_sample_rate_is_resampled(speech):
+    from halle_bench.audio import resample
+
+    s = build_scorer("quality", {})
+    x = speech("Resampled input gives nearly the same score.")
+    a = s.score([ScoreItem(system="s", utt_id="a", audio=x)])[0].values["quality"]
+    y = resample(x, 16000, 24000)
+    b = s.score([ScoreItem(system="s", utt_id="b", audio=y, sample_rate=24000)])[0].values["quality"]
+    assert a == pytest.approx(b, abs=0.05)
+
+
+def test_dnsmos_wrong_file_is_checksum_error(tmp_path):
+    from halle_bench.errors import ChecksumError
+
+    (tmp_path / "sig_bak_ovr.onnx").write_bytes(b"not a model")
+    (tmp_path / "model_v8.onnx").write_bytes(b"not a model")
+    s = build_scorer("quality", {"model_path": str(tmp_path)})
+    with pytest.raises(ChecksumError, match="dnsmos-p835"):
+        s.load("cpu")
+
+
+def test_utmos_missing_checkpoint_names_file(tmp_path):
+    s = build_scorer("quality", {"model": "utmos", "model_path": str(tmp_path / "nope.pt")})
+    with pytest.raises(MissingModelError, match="nope.pt"):
+        s.load("cpu")
