@@ -1,1 +1,22 @@
-"""placeholder"""
+"""Systems: the `System` protocol, its registry and the built-in adapters
+(`command`, `wavdir`, `python`, `ground-truth`; baselines add `valle`, `halle`)."""
+
+from .base import (
+    BaseSystem,
+    SynthesisRequest,
+    SynthesisResult,
+    System,
+    build_system,
+    register_system,
+    system_kinds,
+)
+
+__all__ = [
+    "BaseSystem",
+    "SynthesisRequest",
+    "SynthesisResult",
+    "System",
+    "build_system",
+    "register_system",
+    "system_kinds",
+]
