@@ -171,10 +171,14 @@ class CodecAR(nn.Module):
         prompt_codes: Tensor,
         prompt_lens: Tensor,
         opts: SamplingOptions,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         use_cache: bool = True,
     ) -> list[Tensor]:
-        """Continue each item's prompt; returns its new frames, LongTensor [K, T_i] each."""
+        """Continue each item's prompt; returns its new frames, LongTensor [K, T_i] each.
+
+        `generator`: one for the batch, or a list with one per item (then an item's
+        tokens do not depend on what else is in the batch).
+        """
         self._check(prompt_codes)
         dev = text.device
         b = text.shape[0]
@@ -209,7 +213,12 @@ class CodecAR(nn.Module):
             logits = self._logits(h_last.unsqueeze(1))[:, :, 0].float()  # [B, K, V+1]
             if kcb > 1:  # only codebook 0 decides the end
                 logits[:, 1:, self.audio_eos] = float("-inf")
-            tok = torch.stack([sample_next(logits[:, i], opts, generator) for i in range(kcb)], dim=1)
+            if isinstance(generator, (list, tuple)):  # one generator per item: batch-independent draws
+                tok = torch.stack(
+                    [torch.stack([sample_next(logits[r : r + 1, i], opts, generator[r])[0] for i in range(kcb)]) for r in range(b)]
+                )
+            else:
+                tok = torch.stack([sample_next(logits[:, i], opts, generator) for i in range(kcb)], dim=1)
             # the length cap ends codebook 0
             cap_now = (end < 0) & (s - tp >= caps)
             hit_cap |= cap_now
