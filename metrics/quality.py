@@ -133,7 +133,10 @@ class QualityScorer(BaseScorer):
         else:
             from .utmos import load_utmos
 
-            self._model = load_utmos(self._refs[0].path, device=device)
+            try:
+                self._model = load_utmos(self._refs[0].path, device=device)
+            except ValueError as e:  # a file that is not a UTMOS22-strong state dict
+                raise ConfigError(f"metrics.quality.model_path: {e}") from None
 
     def close(self) -> None:
         self._model = None
