@@ -139,6 +139,11 @@ def _boot(values: np.ndarray, rng: np.random.Generator, n_boot: int, denom: np.n
 
 
 def leaderboard(udf: pd.DataFrame, systems, seed: int, n_boot: int) -> pd.DataFrame:
+    with np.errstate(invalid="ignore", divide="ignore"):  # a bucket whose utterances all failed: NaN
+        return _leaderboard(udf, systems, seed, n_boot)
+
+
+def _leaderboard(udf: pd.DataFrame, systems, seed: int, n_boot: int) -> pd.DataFrame:
     buckets = [f"{lo}-{hi}" for lo, hi in BUCKETS] + ["all"]
     rows = []
     for sys in systems:

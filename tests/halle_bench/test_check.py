@@ -1,0 +1,212 @@
+"""The regression gate: noise passes, a real degradation fails and names its buckets."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from runfixtures import DEFAULT_SYSTEMS, degraded, make_run
+
+from halle_bench.check import (CheckInputError, Tolerance, check, ci_welch_p, holm, paired_bootstrap,
+                               parse_tolerances)
+from halle_bench.errors import ConfigError
+
+N_BOOT = 500
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "base": make_run(root / "base", seed=0, audio=False),
+        "noise": make_run(root / "noise", seed=1, audio=False),
+        "degraded": make_run(root / "degraded", systems=degraded(), seed=1, audio=False),
+    }
+
+
+def _leaderboard_only(run, dest):
+    dest.mkdir(parents=True, exist_ok=True)
+    return shutil.copy(run / "leaderboard.csv", dest / "leaderboard-only.csv")
+
+
+def test_noise_only_passes(runs):
+    r = check(runs["noise"], runs["base"] / "leaderboard.csv", n_boot=N_BOOT)
+    assert r.paired
+    assert not r.regressed and r.exit_code == 0
+    assert r.markdown.startswith("## halle-bench check: PASSED")
+    gated = [x for x in r.rows if x.verdict not in ("info", "unchecked")]
+    assert {x.metric for x in gated} >= {"wer", "sim", "quality", "fail_rate"}
+    assert all(x.test == "paired" for x in gated)
+    # some cells do move by noise beyond the CI-derived tolerance: the test is what keeps them from failing
+    assert any(x.verdict in ("worse (n.s.)", "better (n.s.)") for x in r.rows)
+
+
+def test_degradation_fails_and_names_buckets(runs):
+    r = check(runs["degraded"], runs["base"] / "leaderboard.csv", n_boot=N_BOOT)
+    assert r.regressed and r.exit_code == 1
+    assert r.regressed_buckets == [("halle", "30-60"), ("halle", "60-90"), ("halle", "all")]
+    assert all(x.metric == "wer" and x.significant for x in r.regressions)
+    assert r.markdown.startswith("## halle-bench check: FAILED")
+    assert "halle 30-60 (wer); halle 60-90 (wer); halle all (wer)" in r.markdown
+    # the breakdown says what moved: deletions
+    info = {(x.bucket, x.metric): x for x in r.rows if x.verdict == "info"}
+    assert info[("60-90", "del_rate")].delta > 0.25
+    assert info[("60-90", "sub_rate")].delta < 0.05
+
+
+def test_improvement_is_reported_not_failed(runs):
+    r = check(runs["base"], runs["degraded"] / "leaderboard.csv", n_boot=N_BOOT)
+    assert not r.regressed
+    assert {(x.system, x.bucket) for x in r.improvements if x.metric == "wer"} == {
+        ("halle", "30-60"), ("halle", "60-90"), ("halle", "all")}
+    assert "improved" in r.markdown
+
+
+def test_leaderboards_only_use_ci_test(runs, tmp_path):
+    base_csv = _leaderboard_only(runs["base"], tmp_path / "b")
+    noise = check(_leaderboard_only(runs["noise"], tmp_path / "n"), base_csv)
+    assert not noise.paired and not noise.regressed
+    assert {x.test for x in noise.rows if x.metric == "wer"} == {"ci"}
+    assert "paired test unavailable" in noise.markdown
+    bad = check(_leaderboard_only(runs["degraded"], tmp_path / "d"), base_csv)
+    assert bad.regressed_buckets == [("halle", "30-60"), ("halle", "60-90"), ("halle", "all")]
+
+
+def test_baseline_utterances_beside_or_explicit(runs, tmp_path):
+    # results/demo-leaderboard.csv + results/demo-utterances.csv: found by name
+    shutil.copy(runs["base"] / "leaderboard.csv", tmp_path / "demo-leaderboard.csv")
+    shutil.copy(runs["base"] / "utterances.csv", tmp_path / "demo-utterances.csv")
+    assert check(runs["noise"], tmp_path / "demo-leaderboard.csv", n_boot=N_BOOT).paired
+    shutil.copy(runs["base"] / "leaderboard.csv", tmp_path / "baseline.csv")
+    assert not check(runs["noise"], tmp_path / "baseline.csv", n_boot=N_BOOT).paired
+    r = check(runs["noise"], tmp_path / "baseline.csv", baseline_utterances=tmp_path / "demo-utterances.csv",
+              n_boot=N_BOOT)
+    assert r.paired
+
+
+def test_explicit_tolerances(runs):
+    base = runs["base"] / "leaderboard.csv"
+    loose = check(runs["degraded"], base, {"wer": "0.5"}, n_boot=N_BOOT)
+    assert not loose.regressed  # +0.27..0.29 is within an absolute 0.5
+    rel = check(runs["degraded"], base, {"wer": "50%"}, n_boot=N_BOOT)
+    row = next(x for x in rel.rows if (x.system, x.bucket, x.metric) == ("halle", "60-90", "wer"))
+    assert row.tolerance == pytest.approx(0.5 * row.baseline) and row.tolerance_rule == "50%"
+    assert rel.regressed
+    off = check(runs["degraded"], base, {"wer": "off"}, n_boot=N_BOOT)
+    assert not any(x.metric == "wer" for x in off.rows) and not off.regressed
+    # a metric without a CI is gated only when given a tolerance
+    d = check(runs["degraded"], base, {"del_rate": "0.05"}, n_boot=N_BOOT)
+    assert ("halle", "60-90") in {(x.system, x.bucket) for x in d.regressions if x.metric == "del_rate"}
+
+
+def test_failures_are_gated(runs, tmp_path):
+    sysm = tuple(replace(s, fail_ids=tuple(f"u60-90-{k:02d}" for k in range(8))) if s.name == "valle" else s
+                 for s in DEFAULT_SYSTEMS)
+    cand = make_run(tmp_path / "failing", systems=sysm, seed=1, audio=False)
+    r = check(cand, runs["base"] / "leaderboard.csv", n_boot=N_BOOT)
+    assert ("valle", "60-90") in r.regressed_buckets
+    fr = next(x for x in r.rows if (x.system, x.bucket, x.metric) == ("valle", "60-90", "fail_rate"))
+    assert fr.verdict == "regressed" and fr.candidate == 1.0 and fr.baseline == pytest.approx(1 / 8)
+
+
+def test_deterministic(runs):
+    a = check(runs["noise"], runs["base"] / "leaderboard.csv", n_boot=N_BOOT, seed=3)
+    b = check(runs["noise"], runs["base"] / "leaderboard.csv", n_boot=N_BOOT, seed=3)
+    assert a.markdown == b.markdown
+    assert [x.p_value for x in a.rows] == [x.p_value for x in b.rows]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_parse_tolerances():
+    t = parse_tolerances(["wer=0.01", "sim=5%", " quality = ci ", "rtf=off"])
+    assert t == {"wer": Tolerance("abs", 0.01), "sim": Tolerance("rel", 0.05), "quality": Tolerance("ci"),
+                 "rtf": Tolerance("off")}
+    for bad in ("wer", "wer=", "=0.1", "wer=abc", "wer=-1", "wer=nan", "bogus_metric=0.1"):
+        with pytest.raises(CheckInputError):
+            parse_tolerances([bad])
+    assert issubclass(CheckInputError, ConfigError)  # the CLI maps ConfigError to exit 2
+
+
+def test_missing_columns_named(runs, tmp_path):
+    lb = pd.read_csv(runs["base"] / "leaderboard.csv")
+    lb.drop(columns=["bucket"]).to_csv(tmp_path / "nobucket.csv", index=False)
+    with pytest.raises(CheckInputError, match="missing columns: bucket"):
+        check(runs["noise"], tmp_path / "nobucket.csv")
+    cand = pd.read_csv(runs["noise"] / "leaderboard.csv").drop(columns=["sim", "sim_ci_low", "sim_ci_high"])
+    cand.to_csv(tmp_path / "nosim.csv", index=False)
+    with pytest.raises(CheckInputError, match="candidate .* missing columns .*: sim"):
+        check(tmp_path / "nosim.csv", runs["base"] / "leaderboard.csv")
+    with pytest.raises(CheckInputError, match="missing columns for the tolerances given: pesq"):
+        check(runs["noise"], runs["base"] / "leaderboard.csv", {"pesq": "0.1"})
+
+
+def test_no_overlap_says_which(runs, tmp_path):
+    lb = pd.read_csv(runs["base"] / "leaderboard.csv")
+    lb.assign(system=lb.system + "-old").to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(CheckInputError) as e:
+        check(runs["noise"], tmp_path / "other.csv")
+    msg = str(e.value)
+    assert "no overlapping (system, bucket)" in msg and "gt-old" in msg and "'halle'" in msg and "60-90" in msg
+
+
+def test_partial_overlap_is_noted(runs, tmp_path):
+    lb = pd.read_csv(runs["base"] / "leaderboard.csv")
+    lb[lb.bucket != "60-90"].to_csv(tmp_path / "short.csv", index=False)
+    r = check(runs["noise"], tmp_path / "short.csv", n_boot=N_BOOT)
+    assert "in the candidate only (not compared)" in r.markdown and "halle/60-90" in r.markdown
+
+
+def test_missing_paths(tmp_path, runs):
+    with pytest.raises(CheckInputError, match="candidate not found"):
+        check(tmp_path / "nope.csv", runs["base"] / "leaderboard.csv")
+    with pytest.raises(CheckInputError, match="without leaderboard.csv"):
+        check(tmp_path, runs["base"] / "leaderboard.csv")
+    with pytest.raises(CheckInputError, match="duplicate|several rows"):
+        pd.concat([pd.read_csv(runs["base"] / "leaderboard.csv")] * 2).to_csv(tmp_path / "dup.csv", index=False)
+        check(runs["noise"], tmp_path / "dup.csv")
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_holm():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([]) == []
+
+
+def test_paired_bootstrap_matches_paired_t_test_for_means():
+    from scipy.stats import ttest_rel
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.5, 0.05, 20)
+    b = a + rng.normal(0.02, 0.04, 20)
+    res = paired_bootstrap(a[:, None], b[:, None], lambda x: x[..., 0].mean(-1), np.random.default_rng(1), 20000)
+    assert res.diff == pytest.approx(b.mean() - a.mean())
+    ref = ttest_rel(b, a)
+    assert res.p == pytest.approx(ref.pvalue, rel=0.1)
+    assert paired_bootstrap(a[:1, None], b[:1, None], lambda x: x[..., 0].mean(-1), rng, 100) is None
+
+
+def test_paired_bootstrap_ratio_statistic():
+    # corpus WER = errors / words, resampled as a ratio of sums, not a mean of ratios
+    base = np.array([[1, 10], [0, 50], [5, 20]], dtype=float)
+    cand = np.array([[2, 10], [1, 50], [5, 20]], dtype=float)
+    stat = lambda x: x[..., 0].sum(-1) / x[..., 1].sum(-1)  # noqa: E731
+    res = paired_bootstrap(base, cand, stat, np.random.default_rng(0), 200)
+    assert res.diff == pytest.approx(8 / 80 - 6 / 80)
+    same = paired_bootstrap(base, base, stat, np.random.default_rng(0), 200)
+    assert same.diff == 0 and same.p == 1.0
+
+
+def test_ci_welch_p():
+    # equal CIs half-width 1.96 -> se 1 each (large n): delta 0 -> p 1, delta 2*sqrt(2) -> ~0.0455
+    assert ci_welch_p(0.0, 1.96, 1e6, 1.96, 1e6) == pytest.approx(1.0)
+    assert ci_welch_p(2 * math.sqrt(2), 1.96, 1e6, 1.96, 1e6) == pytest.approx(0.0455, abs=1e-3)
+    # small buckets: wider tails than the normal
+    assert ci_welch_p(2 * math.sqrt(2), 1.96, 8, 1.96, 8) > 0.05
