@@ -139,11 +139,15 @@ class CommandSystem(BaseSystem):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
             raise ConfigError(f"system '{name}': `timeout` must be a positive number of seconds")
         self.timeout = float(timeout)
+        self._program_sha: str | None = None
 
     def cache_key(self) -> dict[str, Any]:
         # The program's own bytes: an upgraded binary or script regenerates the audio.
-        return {"kind": self.kind, "command": [self.argv[0].rsplit(os.sep, 1)[-1], *self.argv[1:]],
-                "program_sha256": _file_fingerprint(Path(self.argv[0]))}
+        # Hashed once per run, not per utterance (the runner asks for every item).
+        if self._program_sha is None:
+            self._program_sha = _file_fingerprint(Path(self.argv[0]))
+        return {"kind": self.kind, "command": [Path(self.argv[0]).name, *self.argv[1:]],
+                "program_sha256": self._program_sha}
 
     def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]:
         return [self._one(r) for r in requests]
