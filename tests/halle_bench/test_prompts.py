@@ -50,6 +50,7 @@ def test_cross_utterance_deterministic_never_self_and_cut(corpus, tmp_path):
         src = u.extra["prompt_id"]
         assert src != u.id and src.startswith("a")
         assert by2[u.id].extra["prompt_id"] == src  # independent of manifest order
+        assert u.prompt_audio.read_bytes() == by2[u.id].prompt_audio.read_bytes()  # same bytes: stable cache keys
         assert u.prompt_audio.parent == tmp_path / "w1" / "prompts" / "cross-utterance"
         x, sr = sf.read(str(u.prompt_audio))
         if src == "a_short":  # whole file used: its transcript is known
