@@ -121,7 +121,8 @@ def _session(path: str | Path):
 class Dnsmos:
     """Owns the two ONNX sessions; scores many clips, window by window."""
 
-    def __init__(self, primary_path: str | Path, p808_path: str | Path, hop_seconds: float = 1.0):
+    def __init__(self, primary_path: str | Path, p808_path: str | Path, hop_seconds: float = 1.0, threads: int = 1):
+        self.threads = max(1, int(threads))
         self.primary = _session(primary_path)
         self.p808 = _session(p808_path)
         self.hop_seconds = float(hop_seconds)
@@ -139,11 +140,25 @@ class Dnsmos:
         return self.score_many([x], sr)[0]
 
     def score_many(self, clips: list[np.ndarray], sr: int = SR) -> list[DnsmosScores]:
-        """Scores of each clip; a clip's result never depends on the others."""
-        out = []
-        for x in clips:
-            wins = clip_windows(x, sr, self.hop_seconds)
-            per = np.array([self.score_window(w) for w in wins], dtype=np.float64)
-            m = per.mean(axis=0)
-            out.append(DnsmosScores(sig=float(m[0]), bak=float(m[1]), ovrl=float(m[2]), p808=float(m[3]), n_windows=len(wins)))
+        """Scores of each clip; a clip's result never depends on the others.
+
+        Windows of all clips are pooled; with `threads` > 1 they are scored
+        concurrently on the shared single-threaded session (onnxruntime's `run` is
+        thread-safe and releases the GIL). Each window is still computed alone, so
+        the numbers are the same for any thread count; only the wall time changes.
+        """
+        wins = [clip_windows(x, sr, self.hop_seconds) for x in clips]
+        flat = [w for ws in wins for w in ws]
+        if self.threads > 1 and len(flat) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=self.threads) as ex:
+                per_window = list(ex.map(self.score_window, flat))
+        else:
+            per_window = [self.score_window(w) for w in flat]
+        out, i = [], 0
+        for ws in wins:
+            m = np.array(per_window[i : i + len(ws)], dtype=np.float64).mean(axis=0)
+            i += len(ws)
+            out.append(DnsmosScores(sig=float(m[0]), bak=float(m[1]), ovrl=float(m[2]), p808=float(m[3]), n_windows=len(ws)))
         return out

@@ -8,7 +8,8 @@ Config (`[metrics] quality = {...}`):
   checked by sha256); for utmos, the user's UTMOS22-strong checkpoint (`.pt`
   state dict, e.g. tarepan/SpeechMOS's `utmos22_strong_step7459_v1.pt`), required;
 * `batch_size` (default 8): items per `score` call the runner sends;
-* `hop_seconds` (dnsmos, default 1.0 as in Microsoft's reference): window hop.
+* `hop_seconds` (dnsmos, default 1.0 as in Microsoft's reference): window hop;
+* `threads` (dnsmos, default 1): windows scored concurrently (numbers unchanged).
 
 Values: `quality` (DNSMOS P.835 OVRL, or the UTMOS score), `quality_model`,
 and for DNSMOS also `dnsmos_sig`, `dnsmos_bak`, `dnsmos_ovrl`, `dnsmos_p808`,
@@ -94,6 +95,7 @@ class QualityScorer(BaseScorer):
         self.model_path = self.config.get("model_path")
         self.batch_size = int(self.config.get("batch_size", 8))
         self.hop_seconds = float(self.config.get("hop_seconds", 1.0))
+        self.threads = int(self.config.get("threads", 1))
         if self.batch_size < 1 or self.hop_seconds <= 0:
             raise ConfigError("metrics.quality: batch_size must be >= 1 and hop_seconds > 0")
         self._model = None
@@ -102,7 +104,7 @@ class QualityScorer(BaseScorer):
     def settings(self) -> dict[str, Any]:
         s: dict[str, Any] = {"model": self.model_name}
         if self.model_name == "dnsmos":
-            s["hop_seconds"] = self.hop_seconds
+            s["hop_seconds"] = self.hop_seconds  # threads: not here, it never changes a number
         return s
 
     def _dnsmos_paths(self) -> tuple[Path, Path]:
@@ -129,7 +131,7 @@ class QualityScorer(BaseScorer):
         if self.model_name == "dnsmos":
             from .dnsmos import Dnsmos
 
-            self._model = Dnsmos(self._refs[0].path, self._refs[1].path, hop_seconds=self.hop_seconds)
+            self._model = Dnsmos(self._refs[0].path, self._refs[1].path, hop_seconds=self.hop_seconds, threads=self.threads)
         else:
             from .utmos import load_utmos
 
@@ -144,31 +146,37 @@ class QualityScorer(BaseScorer):
     def score(self, items: list[ScoreItem]) -> list[ScoreOutput]:
         if self._model is None:
             self.load(self.device)
-        return [self._score_one(it) for it in items]
+        out: list[ScoreOutput | None] = [None] * len(items)
+        clips: dict[int, np.ndarray] = {}
+        for i, it in enumerate(items):
+            x = np.asarray(it.audio, dtype=np.float32).reshape(-1)
+            if x.size == 0:
+                out[i] = ScoreOutput(error="quality: empty audio")
+            elif not np.all(np.isfinite(x)):
+                out[i] = ScoreOutput(error="quality: audio contains NaN/inf samples")
+            else:
+                clips[i] = x if it.sample_rate == SCORING_SR else resample(x, it.sample_rate, SCORING_SR)
+        if self.model_name == "dnsmos":
+            # All windows of the batch in one pool (each still scored alone).
+            for i, s in zip(clips, self._model.score_many(list(clips.values()), SCORING_SR)):
+                out[i] = ScoreOutput(values=_dnsmos_values(s))
+        else:
+            for i, x in clips.items():
+                try:
+                    v = float(self._model.score(x, SCORING_SR))
+                    out[i] = ScoreOutput(values={"quality": v, "quality_model": UTMOS22.name, "utmos": v})
+                except ValueError as e:  # too short for the conv stack
+                    out[i] = ScoreOutput(error=f"quality: {e}")
+        return [o if o is not None else ScoreOutput(error="quality: not scored") for o in out]
 
-    def _score_one(self, item: ScoreItem) -> ScoreOutput:
-        x = np.asarray(item.audio, dtype=np.float32).reshape(-1)
-        if x.size == 0:
-            return ScoreOutput(error="quality: empty audio")
-        if not np.all(np.isfinite(x)):
-            return ScoreOutput(error="quality: audio contains NaN/inf samples")
-        if item.sample_rate != SCORING_SR:
-            x = resample(x, item.sample_rate, SCORING_SR)
-        try:
-            if self.model_name == "dnsmos":
-                s = self._model.score(x, SCORING_SR)
-                return ScoreOutput(
-                    values={
-                        "quality": s.ovrl,
-                        "quality_model": "dnsmos-p835-ovrl",
-                        "dnsmos_sig": s.sig,
-                        "dnsmos_bak": s.bak,
-                        "dnsmos_ovrl": s.ovrl,
-                        "dnsmos_p808": s.p808,
-                        "dnsmos_windows": s.n_windows,
-                    }
-                )
-            v = float(self._model.score(x, SCORING_SR))
-            return ScoreOutput(values={"quality": v, "quality_model": UTMOS22.name, "utmos": v})
-        except ValueError as e:  # a malformed item (too short for UTMOS's conv stack, ...)
-            return ScoreOutput(error=f"quality: {e}")
+
+def _dnsmos_values(s) -> dict[str, Any]:
+    return {
+        "quality": s.ovrl,
+        "quality_model": "dnsmos-p835-ovrl",
+        "dnsmos_sig": s.sig,
+        "dnsmos_bak": s.bak,
+        "dnsmos_ovrl": s.ovrl,
+        "dnsmos_p808": s.p808,
+        "dnsmos_windows": s.n_windows,
+    }

@@ -17,8 +17,8 @@ def _items(speech):
         ("c", "Short.", "en-us"),
     ]
     items = [ScoreItem(system="s", utt_id=u, audio=speech(t, voice=v)) for u, t, v in texts]
-    # one long item (about 20 s) so that several windows are pooled
-    long = np.concatenate([speech(t, voice=v) for _, t, v in texts] * 2)
+    # one item of 12 s so that several windows are pooled
+    long = np.tile(np.concatenate([speech(t, voice=v) for _, t, v in texts]), 2)[: 12 * 16000]
     items.append(ScoreItem(system="s", utt_id="long", audio=long))
     return items
 
@@ -90,3 +90,10 @@ def test_utmos_missing_checkpoint_names_file(tmp_path):
     s = build_scorer("quality", {"model": "utmos", "model_path": str(tmp_path / "nope.pt")})
     with pytest.raises(MissingModelError, match="nope.pt"):
         s.load("cpu")
+
+
+def test_threads_do_not_change_scores(speech):
+    items = _items(speech)[:3]
+    a = build_scorer("quality", {"threads": 1}).score(items)
+    b = build_scorer("quality", {"threads": 2}).score(items)
+    assert [o.values for o in a] == [o.values for o in b]
