@@ -239,9 +239,19 @@ class MReQTrainer:
             nn.utils.clip_grad_norm_(self.model.mrvq.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.step += 1
-        row = {"step": self.step, **{k: float(v) for k, v in losses.items()}}
+        row = {"step": self.step, **{k: float(v.detach()) for k, v in losses.items()}}
         self.history.append(row)
         return row
+
+    @torch.no_grad()
+    def evaluate(self, wav: torch.Tensor) -> dict[str, float]:
+        """Losses on a fixed batch in eval mode (no codebook updates): a validation curve."""
+        was = self.model.mrvq.training
+        self.model.eval()
+        try:
+            return {k: float(v) for k, v in self.model.losses(wav.to(self.device)).items()}
+        finally:
+            self.model.train(was)
 
     def fit(self, steps: int | None = None, log=None) -> list[dict[str, float]]:
         end = self.cfg.steps if steps is None else self.step + steps

@@ -155,6 +155,11 @@ class SubDecoder(nn.Module):
             nn.ELU(),
             nn.Conv1d(hidden, dim, 3, padding=1),
         )
+        # Zero output at init: c_k starts near 0, so the residual passed to the next
+        # level starts as x_k instead of x_k minus a random vector (which made the
+        # residuals grow level after level early in training).
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

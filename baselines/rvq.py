@@ -12,7 +12,7 @@ Decisions (the HALL-E paper does not describe its quantizers beyond "RVQ"):
   avoids the dead codes a random Gaussian init leaves behind.
 * **Dead-code reset**: during training, a code whose EMA usage drops below
   `dead_threshold` (expected assignments per batch) is replaced by a random frame of the
-  current batch. Used with both codebook kinds (for straight-through codebooks usage is
+  current batch, with a grace period before it can be reset again. Used with both codebook kinds (for straight-through codebooks usage is
   tracked the same way).
 * Randomness (init, reset) uses torch's global generator, so a seeded training run is
   deterministic.
@@ -106,7 +106,10 @@ class VectorQuantizer(nn.Module):
             self.codebook.data[dead] = rows
             if cfg.ema:
                 self.embed_sum[dead] = rows
-            self.cluster_size[dead] = cfg.dead_threshold
+            # A grace period: the new code's count starts well above the threshold, so it
+            # has ~1/(1-decay) steps to attract frames before it can be reset again
+            # (resetting every step churns codebooks on small batches).
+            self.cluster_size[dead] = 2.0 * cfg.dead_threshold
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return nearest_code(x, self.codebook.detach())
