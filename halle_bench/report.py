@@ -320,7 +320,7 @@ def runs_meta(runs: list[RunData]) -> list[dict[str, Any]]:
 def build_markdown(runs: list[RunData], lb: pd.DataFrame, fails: pd.DataFrame, plots: dict[str, Path],
                    out_dir: Path, exports: dict[str, Path]) -> str:
     parts = ["# halle-bench report", ""]
-    parts += [f"Runs: " + ", ".join(f"`{r.name}` ({r.path})" for r in runs), ""]
+    parts += ["Runs: " + ", ".join(f"`{r.name}` ({r.path})" for r in runs), ""]
     parts += ["## Leaderboard", "",
               "WER is corpus-level (total edits / reference words) in percent, with a bootstrap 95% CI; "
               "`failed` utterances are counted, not scored.", "", leaderboard_markdown(lb), ""]
