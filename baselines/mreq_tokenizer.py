@@ -86,9 +86,7 @@ class MReQTokenizer:
             z = F.pad(z, (0, want - z.shape[-1]), mode="replicate")
         return z
 
-    @torch.no_grad()
-    def encode(self, wav: np.ndarray | torch.Tensor, sr: int) -> dict[int, torch.Tensor]:
-        """Mono audio (1-D) at `sr` -> {rate: LongTensor [n_q(rate), T_rate]}."""
+    def _prepare(self, wav: np.ndarray | torch.Tensor, sr: int) -> torch.Tensor:
         x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
         x = np.asarray(x, dtype=np.float32).reshape(-1)
         if x.size == 0:
@@ -97,8 +95,19 @@ class MReQTokenizer:
             x = resample(x, sr, self.sample_rate)
         n = self.n_blocks(x.size / self.sample_rate)
         x = np.pad(x, (0, n * self.block_samples - x.size))
-        t = torch.from_numpy(x).view(1, 1, -1).to(self.device)
-        toks = self.mrvq.encode(self._embed(t))
+        return self._embed(torch.from_numpy(x).view(1, 1, -1).to(self.device))
+
+    @torch.no_grad()
+    def encode_levels(self, wav: np.ndarray | torch.Tensor, sr: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """One item's PreQ tokens a_k [n_pre, T_teacher] and Quant tokens b_k [n_q, T_k] per level
+        (what HALL-E's NAR trains on)."""
+        a, b = self.mrvq.encode_levels(self._prepare(wav, sr))
+        return [x[0] for x in a], [x[0] for x in b]
+
+    @torch.no_grad()
+    def encode(self, wav: np.ndarray | torch.Tensor, sr: int) -> dict[int, torch.Tensor]:
+        """Mono audio (1-D) at `sr` -> {rate: LongTensor [n_q(rate), T_rate]}."""
+        toks = self.mrvq.encode(self._prepare(wav, sr))
         return {r: c[0] for r, c in toks.items()}
 
     @torch.no_grad()

@@ -271,15 +271,22 @@ class MRVQ(nn.Module):
         return MRVQOutput(student, partial, a, b, hsr, commit, cb)
 
     @torch.no_grad()
+    def encode_levels(self, z: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """z [B, D, T] -> (PreQ codes a_k [B, n_pre, T], Quant codes b_k [B, n_quant, T / r_k]) per level."""
+        x = z
+        a_all, b_all = [], []
+        for level in self.levels:
+            a, b = level.encode(x)
+            a_all.append(a)
+            b_all.append(b)
+            x = x - level.decode_b(b)
+        return a_all, b_all
+
+    @torch.no_grad()
     def encode(self, z: torch.Tensor) -> dict[int, torch.Tensor]:
         """z [B, D, T] -> {rate: b codes [B, n_quant, T * rate / teacher_rate]}."""
-        x = z
-        out: dict[int, torch.Tensor] = {}
-        for level in self.levels:
-            _, b = level.encode(x)
-            out[level.rate] = b
-            x = x - level.decode_b(b)
-        return out
+        _, b = self.encode_levels(z)
+        return {level.rate: bk for level, bk in zip(self.levels, b)}
 
     @torch.no_grad()
     def decode(self, tokens: dict[int, torch.Tensor] | Sequence[torch.Tensor], n_levels: int | None = None) -> torch.Tensor:
