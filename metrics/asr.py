@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -205,6 +206,7 @@ def resolve_whisper(model: str | Path) -> tuple[Path, ModelRef]:
     return p, ModelRef(name=f"whisper:{p.stem}", sha256=sha, path=str(p))
 
 
+@lru_cache(maxsize=1)
 def _decoding_task_class():
     from whisper.decoding import DecodingTask
 
@@ -237,6 +239,7 @@ class WhisperASR:
         self.batch_size = max(1, int(batch_size))
         self.settings = decoding or DecodingSettings()
         self._model = None
+        self._path: Path | None = None
         self._ref: ModelRef | None = None
 
     # -- loading ---------------------------------------------------------------------
@@ -244,19 +247,24 @@ class WhisperASR:
         if self._model is None:
             import whisper
 
-            path, ref = resolve_whisper(self.model_name)
+            path, ref = self._resolve()
             model = whisper.load_model(str(path), device=self.device)
             model.eval()
             if not model.is_multilingual and self.settings.language != "en":
                 raise ConfigError(f"ASR model {ref.name} is English-only; language={self.settings.language!r} needs a multilingual model")
-            self._model, self._ref = model, ref
+            self._model = model
         return self
+
+    def _resolve(self) -> tuple[Path, ModelRef]:
+        if self._path is None or self._ref is None:
+            self._path, self._ref = resolve_whisper(self.model_name)
+        return self._path, self._ref
 
     @property
     def model_ref(self) -> ModelRef:
-        self.load()
-        assert self._ref is not None
-        return self._ref
+        """The model's name and sha256, without loading it (a CTranslate2 file is
+        converted once here if it has not been yet)."""
+        return self._resolve()[1]
 
     def decoding_dict(self) -> dict[str, Any]:
         d = self.settings.as_dict()

@@ -206,6 +206,7 @@ class WERScorer(BaseScorer):
         return json.dumps(self.asr.decoding_dict(), sort_keys=True)
 
     def settings(self) -> dict[str, Any]:
+        """Resolves the model (and converts a CTranslate2 file once) to report its sha256."""
         ref = self.asr.model_ref
         return {
             "asr": ref.name,

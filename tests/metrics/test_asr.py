@@ -105,7 +105,7 @@ def test_batch_invariance_and_repeatability(tiny, speech):
     """Beam search, items decoded together or alone: the same texts, every time."""
     clips = [speech(s, speed=140) for s in SENTENCES[:2]]
     beam = WhisperASR("whisper-tiny.en", batch_size=2, decoding=DecodingSettings(beam_size=2))
-    beam._model, beam._ref = tiny._model, tiny._ref  # share the loaded weights
+    beam._model, beam._path, beam._ref = tiny._model, tiny._path, tiny._ref  # share the loaded weights
     together = [t.text for t in beam.transcribe(clips)]
     beam.batch_size = 1
     alone = [beam.transcribe([c])[0].text for c in clips]
