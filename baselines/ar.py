@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .sampling import SamplingOptions, sample_next
-from .transformer import SinusoidalPositions, Transformer, TransformerConfig
+from .transformer import SinusoidalPositions, Transformer, TransformerConfig, decoding_backends
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,12 @@ class CodecAR(nn.Module):
 
     # ------------------------------------------------------------- generation
     @torch.no_grad()
-    def generate(
+    def generate(self, *args, **kwargs) -> list[Tensor]:
+        """Continue each item's prompt (see `_generate`); runs under `decoding_backends()`."""
+        with decoding_backends():
+            return self._generate(*args, **kwargs)
+
+    def _generate(
         self,
         text: Tensor,
         text_lens: Tensor,

@@ -48,7 +48,7 @@ def ar_ms_per_token(size, n, use_cache, dev, dtype, batch, text_len=100, prompt_
     prompt = torch.randint(0, 1024, (batch, 1, prompt_len), device=dev)
     tl = torch.full((batch,), text_len, device=dev)
     pl = torch.full((batch,), prompt_len, device=dev)
-    opts = SamplingOptions(top_k=50, max_new_tokens=n)
+    opts = SamplingOptions(top_k=50, max_new_tokens=n, max_len_ratio=0)
     ctx = torch.autocast("cuda", dtype=getattr(torch, dtype)) if dtype != "float32" else torch.autocast("cpu", enabled=False)
     with ctx:
         m.generate(text, tl, prompt, pl, SamplingOptions(top_k=50, max_new_tokens=4), torch.Generator(dev).manual_seed(0), use_cache)
@@ -87,7 +87,7 @@ def rtf(size, dev, dtype, batch, frames=750, prompt_frames=225, text_len=120):
         _sync(dev)
         t0 = time.perf_counter()
         with ctx():
-            firsts = ar.generate(text, tl, prompt[:, :1], pl, SamplingOptions(top_k=50, max_new_tokens=frames), torch.Generator(dev).manual_seed(0))
+            firsts = ar.generate(text, tl, prompt[:, :1], pl, SamplingOptions(top_k=50, max_new_tokens=frames, max_len_ratio=0), torch.Generator(dev).manual_seed(0))
         _sync(dev)
         t1 = time.perf_counter()
         first = torch.stack([f[0] for f in firsts])
