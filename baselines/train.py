@@ -196,8 +196,13 @@ def train(
     model_config: dict[str, Any] | None = None,
     resume: bool = True,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
-    """Train `model` (anything with `.loss(text, text_lens, codes, code_lens[, generator])`)."""
+    """Train `model` (anything with `.loss(text, text_lens, codes, code_lens[, generator])`).
+
+    `stop_after`: leave after this many steps of this call (a time-limited job), with a
+    checkpoint, keeping the schedule of `cfg.steps`; the next call resumes.
+    """
     if not examples:
         raise ValueError("no training examples")
     dev = torch.device(cfg.device)
@@ -225,7 +230,8 @@ def train(
     t0 = time.perf_counter()
     acc_sum = loss_sum = 0.0
     n_sum = 0
-    while step < cfg.steps:
+    end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    while step < end:
         idx = torch.randint(len(examples), (cfg.batch_size,), generator=gen).tolist()
         text, tl, codes, cl = (x.to(dev) for x in collate([examples[i] for i in idx], cfg.n_codebooks))
         with _autocast(cfg.device, cfg.dtype):
@@ -249,7 +255,7 @@ def train(
                 on_log(row)
             acc_sum = loss_sum = 0.0
             n_sum = 0
-        if out is not None and (step == cfg.steps or (cfg.ckpt_every and step % cfg.ckpt_every == 0)):
+        if out is not None and (step == end or (cfg.ckpt_every and step % cfg.ckpt_every == 0)):
             _checkpoint(out, model, opt, step, gen, history, model_config or {})
     model.eval()
     res = TrainResult(step, history, out / "last" if out is not None else None, time.perf_counter() - t0)
