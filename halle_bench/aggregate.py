@@ -26,19 +26,9 @@ import numpy as np
 
 from .store import JsonlTable
 
-# Column order of the contract (architecture.md); extra columns follow, sorted.
-LEADERBOARD_COLUMNS = [
-    "system", "bucket", "n", "n_failed", "audio_seconds",
-    "wer", "wer_ci_low", "wer_ci_high", "wer_macro", "wer_median", "wer_p95", "wer_over_50",
-    "cer", "sub_rate", "del_rate", "ins_rate",
-    "sim", "sim_ci_low", "sim_ci_high", "sim_ref", "quality", "quality_ci_low", "quality_ci_high",
-    "rtf", "pause_w1", "sim_model", "quality_model", "asr_model", "normalizer",
-]
-UTTERANCE_COLUMNS = [
-    "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error",
-    "audio_seconds", "wall_seconds", "rtf", "wer", "cer", "hits", "subs", "dels", "ins", "n_ref_words",
-    "ref_norm", "hyp_norm", "sim", "sim_ref", "quality",
-]
+# Column order of the contract (architecture.md): one list, in exports.py.
+from .exports import LEADERBOARD_COLUMNS, UTTERANCE_COLUMNS, bucket_sort_key  # noqa: E402
+
 # Per-utterance values that are aggregated specially (not plain means).
 _SPECIAL = {"wer", "cer", "hits", "subs", "dels", "ins", "n_ref_words", "n_ref_chars", "char_errors",
             "sim", "quality", "rtf", "wall_seconds", "audio_seconds", "duration"}
@@ -52,19 +42,6 @@ class AggregateResult:
     n_items: int
     n_failed: int
     failures: list[dict[str, Any]]
-
-
-def bucket_sort_key(label: str) -> tuple[int, float]:
-    if label == "all":
-        return (2, 0.0)
-    if label.startswith("<"):
-        return (0, -1.0)
-    if label.startswith(">"):
-        return (1, float(label[1:]) + 1e-9)
-    try:
-        return (1, float(label.split("-")[0]))
-    except ValueError:
-        return (1, math.inf)
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int, stat=np.mean, alpha: float = 0.05) -> tuple[float, float]:
@@ -174,7 +151,11 @@ def leaderboard_rows(rows: list[dict[str, Any]], lists: dict[tuple, dict[str, di
                                   "audio_seconds": float(sum(r["audio_seconds"] or 0 for r in ok))}
             wer_rows = [r for r in ok if r.get("n_ref_words") is not None]
             if wer_rows:
-                lb.update(_wer_summary(wer_rows))
+                summary = _wer_summary(wer_rows)
+                summary.pop("n", None)  # the bucket's n counts failed utterances too
+                if summary.get("cer") is not None and not math.isnan(summary["cer"]):
+                    lb["cer"] = summary["cer"]
+                lb.update({k: v for k, v in summary.items() if k != "cer"})
                 errs = np.array([r["subs"] + r["dels"] + r["ins"] for r in wer_rows], dtype=float)
                 words = np.array([r["n_ref_words"] for r in wer_rows], dtype=float)
                 lb["wer_ci_low"], lb["wer_ci_high"] = corpus_wer_ci(errs, words, n_boot, seed)

@@ -23,7 +23,9 @@ def _csv(s: str | None) -> list[str] | None:
 def _console():
     from rich.console import Console
 
-    return Console()
+    # Not a terminal (CI logs, pipes): rich would assume 80 columns and squeeze the
+    # leaderboard; a wide fixed width keeps every column readable.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -32,12 +32,12 @@ LEADERBOARD_COLUMNS = [
     "system", "bucket", "n", "n_failed", "audio_seconds",
     "wer", "wer_ci_low", "wer_ci_high", "wer_macro", "wer_median", "wer_p95", "wer_over_50",
     "cer", "sub_rate", "del_rate", "ins_rate",
-    "sim", "sim_ci_low", "sim_ci_high", "quality", "quality_ci_low", "quality_ci_high",
-    "rtf", "sim_model", "quality_model", "asr_model", "normalizer",
+    "sim", "sim_ci_low", "sim_ci_high", "sim_ref", "quality", "quality_ci_low", "quality_ci_high",
+    "rtf", "pause_w1", "sim_model", "quality_model", "asr_model", "normalizer",
 ]
 UTTERANCE_COLUMNS = [
-    "system", "id", "bucket", "duration", "status", "error",
-    "wer", "ref_norm", "hyp_norm", "sim", "quality", "rtf",
+    "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error",
+    "wer", "ref_norm", "hyp_norm", "sim", "sim_ref", "quality", "rtf",
     "audio_seconds", "wall_seconds", "cer", "hits", "subs", "dels", "ins", "n_ref_words",
 ]
 # Columns that identify a row or name a model: never averaged, compared or plotted.
