@@ -233,9 +233,14 @@ class WhisperASR:
         device: str = "cpu",
         batch_size: int = 8,
         decoding: DecodingSettings | None = None,
+        threads: int | None = None,
     ):
         self.model_name = str(model)
         self.device = device
+        # torch CPU threads while transcribing (restored after); None keeps torch's setting.
+        # Token-by-token decoding is many small ops: on a busy 2-core machine 2 threads
+        # ran 4-5x slower than 1 (OpenMP oversubscription), so the runner may want 1.
+        self.threads = threads
         self.batch_size = max(1, int(batch_size))
         self.settings = decoding or DecodingSettings()
         self._model = None
@@ -329,6 +334,18 @@ class WhisperASR:
         `error` set; the others are unaffected.
         """
         self.load()
+        if not self.threads:
+            return self._transcribe(audios)
+        import torch
+
+        prev = torch.get_num_threads()
+        torch.set_num_threads(int(self.threads))
+        try:
+            return self._transcribe(audios)
+        finally:
+            torch.set_num_threads(prev)
+
+    def _transcribe(self, audios: Sequence[np.ndarray]) -> list[Transcript]:
         s = self.settings
         out: list[Transcript] = []
         jobs: list[tuple[int, int, np.ndarray, float, float]] = []  # item, window no., samples, start, end

@@ -152,7 +152,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 # -- the scorer ----------------------------------------------------------------------
-_KEYS = {"asr", "normalizer", "language", "beam_size", "batch_size", "window_seconds", "seed"}
+_KEYS = {"asr", "normalizer", "language", "beam_size", "batch_size", "window_seconds", "seed", "threads"}
 
 
 @register_scorer("wer")
@@ -160,7 +160,8 @@ class WERScorer(BaseScorer):
     """Config: asr ("whisper-base" | "whisper-tiny.en" | a .pt path | a CTranslate2
     folder), normalizer ("whisper-en"), language ("en"), beam_size (5), batch_size (8
     windows of <= 30 s per decoder batch), window_seconds (30, the position
-    diagnostics' window), seed (0, for the temperature fallback)."""
+    diagnostics' window), seed (0, for the temperature fallback), threads (torch CPU
+    threads while transcribing; default: torch's own setting)."""
 
     name = "wer"
     version = "1"
@@ -189,7 +190,13 @@ class WERScorer(BaseScorer):
             raise ConfigError(f"[metrics] wer: {e}") from None
         if self.window_seconds <= 0:
             raise ConfigError("[metrics] wer: window_seconds must be > 0")
-        self.asr = WhisperASR(self.config.get("asr", "whisper-base"), batch_size=self.batch_size, decoding=decoding)
+        threads = self.config.get("threads")
+        self.asr = WhisperASR(
+            self.config.get("asr", "whisper-base"),
+            batch_size=self.batch_size,
+            decoding=decoding,
+            threads=int(threads) if threads else None,
+        )
 
     def load(self, device: str) -> None:
         super().load(device)

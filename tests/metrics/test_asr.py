@@ -161,3 +161,16 @@ def test_base_long_form(speech):
     # a few espeak words anywhere, e.g. "booth" -> "moose")
     tail = _words(" ".join(SENTENCES[-2:])) - {"the", "at"}
     assert len(_words(t.text) & tail) >= 0.75 * len(tail), t.text
+
+
+@needs_tiny
+def test_threads_setting_is_restored(tiny):
+    import torch
+
+    before = torch.get_num_threads()
+    tiny.threads = 1
+    try:
+        assert tiny.transcribe([np.zeros(SR, np.float32)])[0].text == ""
+    finally:
+        tiny.threads = None
+    assert torch.get_num_threads() == before
