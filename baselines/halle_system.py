@@ -96,13 +96,12 @@ class HALLESystem(BaseSystem):
         return key
 
     def load(self, device: str) -> None:
-        from .checkpoint import CheckpointError
         from .halle import HALLE
 
         self.device = str(self.config.get("device") or device)
         try:
             self.model = HALLE.load(self.checkpoint, device=self.device)
-        except (CheckpointError, ValueError, FileNotFoundError) as e:
+        except (HalleBenchError, ValueError, FileNotFoundError) as e:  # CheckpointError, ChecksumError, ...
             raise ConfigError(f"system '{self.name}': {e}") from None
 
     def warmup(self) -> None:
