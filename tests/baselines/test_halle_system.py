@@ -24,6 +24,12 @@ def test_registered_and_config_checked(ckpt, tmp_path):
         build_system("h", {"kind": "halle", "checkpoint": str(ckpt), "topk": 3}, tmp_path)
     sys_ = build_system("h", {"kind": "halle", "checkpoint": str(ckpt)}, tmp_path)
     assert sys_.kind == "halle"
+    (tmp_path / "empty").mkdir()
+    bad = build_system("h", {"kind": "halle", "checkpoint": "empty"}, tmp_path)  # relative to the config folder
+    with pytest.raises(ConfigError, match="empty"):
+        bad.cache_key()
+    with pytest.raises(ConfigError):
+        bad.load("cpu")
 
 
 def test_synthesize_and_cache_key(ckpt, tmp_path, speech):
