@@ -25,16 +25,12 @@ import torch
 from torch import nn
 
 from halle_bench.audio import sha256_file
-from halle_bench.errors import HalleBenchError
+from halle_bench.errors import CheckpointError
 
 FORMAT = "halle-bench-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-
-
-class CheckpointError(HalleBenchError):
-    """A checkpoint is missing, corrupt, or does not match the model it should build."""
 
 
 def versions() -> dict[str, str]:

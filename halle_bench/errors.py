@@ -38,3 +38,8 @@ class MissingModelError(HalleBenchError):
 
 class ChecksumError(HalleBenchError):
     """A weight file exists but its sha256 differs from the registered one."""
+
+
+class CheckpointError(HalleBenchError):
+    """A weight file that is corrupt, or whose keys/shapes do not fit the model it
+    should build (missing, unexpected or mis-shaped tensors are listed)."""

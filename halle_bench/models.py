@@ -189,13 +189,17 @@ def prefetch(spec: ModelSpec) -> Path:
 
 
 def status(spec: ModelSpec) -> dict[str, str]:
-    """Row for `models list`: present or not, where, sha256 check."""
-    try:
-        p = resolve(spec, verify=False)
+    """Row for `models list`: present or not, where. Reads no weights and writes
+    nothing (a split package file counts as present when all its parts are)."""
+    cp = cached_path(spec)
+    parts = _package_parts(spec)
+    if cp.exists():
+        present, where = "yes", str(cp)
+    elif parts:
         present = "yes"
-        where = str(p)
-    except MissingModelError as e:
-        present, where = "no", str(e)
+        where = str(parts[0]) if len(parts) == 1 else f"{len(parts)} parts in {spec.package} (joined on first use)"
+    else:
+        present, where = "no", str(_missing(spec, str(cp) if not spec.package else f"package {spec.package}"))
     return {
         "name": spec.name,
         "backend": spec.backend,

@@ -41,7 +41,7 @@ from typing import Any, Callable, ClassVar, Iterable, Protocol
 import numpy as np
 
 from halle_bench.audio import SCORING_SR, is_silent, sha256_array
-from halle_bench.errors import ConfigError, HalleBenchError
+from halle_bench.errors import CheckpointError, ConfigError, HalleBenchError
 from halle_bench.models import ModelSpec, register_model
 
 from .base import NEEDS_PROMPT, NEEDS_REFERENCE, BaseScorer, ModelRef, ScoreItem, ScoreOutput, register_scorer
@@ -106,10 +106,6 @@ MODEL_SPECS = {"resemblyzer": RESEMBLYZER_SPEC, "ecapa": ECAPA_SPEC, "wavlm-tdnn
 # ---------------------------------------------------------------------------
 # Checkpoint helpers shared by the backends
 # ---------------------------------------------------------------------------
-
-
-class CheckpointError(HalleBenchError):
-    """A weight file that cannot be read, or whose keys/shapes do not fit the architecture."""
 
 
 def torch_load(path: str | Path, what: str) -> Any:

@@ -39,6 +39,7 @@ class ToneSystem(BaseSystem):
         self.batch_size = int(config.get("batch_size", 1))
         self.silent = bool(config.get("silent", False))
         self.crash_on = str(config.get("crash_on", ""))
+        self.keep = float(config.get("keep", 1.0))  # < 1: drop the end of each utterance
 
     def synthesize(self, requests):
         out = []
@@ -47,7 +48,7 @@ class ToneSystem(BaseSystem):
             if self.crash_on and self.crash_on in r.text:
                 raise RuntimeError("tone system crashed")
             sr = 16000
-            n = int(0.06 * len(r.text) * sr)
+            n = int(0.06 * len(r.text) * sr * self.keep)
             t = np.arange(n) / sr
             f = 150 + (r.seed % 100)
             x = 0.0 if self.silent else 0.3
