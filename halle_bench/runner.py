@@ -141,7 +141,7 @@ def plan_run(
     if lim is not None:
         utts = utts[:lim]
     utts = assign_buckets(utts, ds.buckets)
-    utts = apply_prompt_policy(utts, ds.prompt, ds.prompt_seconds, out, config.run.seed)
+    utts = apply_prompt_policy(utts, ds.prompt, ds.prompt_seconds, out.resolve(), config.run.seed)
 
     sys_cfgs = list(config.systems)
     if systems:
@@ -206,7 +206,7 @@ def _request(plan: Plan, u: Utterance) -> SynthesisRequest:
         reference_audio=u.audio,
         prompt_start=u.prompt_start,
         prompt_end=u.prompt_end,
-        workdir=plan.out / "work",
+        workdir=(plan.out / "work").resolve(),
     )
 
 

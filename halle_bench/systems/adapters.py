@@ -155,7 +155,8 @@ class CommandSystem(BaseSystem):
     def _one(self, req: SynthesisRequest) -> SynthesisResult:
         if "prompt_wav" in self.uses and req.prompt_audio is None:
             return SynthesisResult(utt_id=req.utt_id, error="no prompt audio for this utterance (the command uses {prompt_wav})")
-        scratch = Path(req.workdir) if req.workdir is not None else None
+        # Absolute: the command runs in the config's folder, not ours.
+        scratch = Path(req.workdir).resolve() if req.workdir is not None else None
         if scratch is not None:
             scratch.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=scratch))

@@ -179,3 +179,20 @@ def test_cli_unknown_kind_and_metric_exit_2(tmp_path, capsys):
 def test_cli_max_failed_fraction_allows_exit_0(tmp_path):
     cfg = write_setup(tmp_path, extra_run="max_failed_fraction = 0.5")
     assert main(["run", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+
+
+def test_command_system_with_relative_out_dir(tmp_path, monkeypatch):
+    """The command runs in the config's folder: paths handed to it must be absolute."""
+    from halle_bench.espeak import espeak_available
+
+    if not espeak_available():
+        pytest.skip("espeak-ng not installed")
+    cfgdir = tmp_path / "cfg"
+    cfgdir.mkdir()
+    cfg = write_setup(cfgdir, texts={"u1": "hello there", "u2": "a second short sentence"},
+                      systems='[[systems]]\nname = "espeak"\nkind = "command"\n'
+                              'command = ["espeak-ng", "-w", "{out}", "--", "{text}"]\n')
+    monkeypatch.chdir(tmp_path)
+    run(load_config(cfg), Path("rel_out"), systems=["espeak"])
+    utt = pd.read_csv(tmp_path / "rel_out" / "utterances.csv")
+    assert (utt.status == "ok").all(), utt.error.tolist()
