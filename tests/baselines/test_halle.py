@@ -142,13 +142,14 @@ def test_nar_trainable_hides_the_frozen_mrvq(model):
     assert all(not k.startswith("mrvq") for k, _ in t.named_parameters())
 
 
-def _overfit(wav, ar_steps, nar_steps):
+def _overfit(wav, ar_steps, nar_steps, nar_batch=1, **tf_kw):
     tok = tiny_tokenizer(wav=wav)
-    h = HALLE.build(tok, size="tiny", window=96, overlap=24)
+    h = HALLE.build(tok, size="tiny", window=96, overlap=24, **tf_kw)
     ex = prepare_examples(tok, h.frontend, [(TEXT, wav, SR)])
-    cfg = dict(batch_size=1, lr=5e-3, warmup_steps=10, weight_decay=0.0, log_every=1000)
-    train_ar(h, ex, TrainConfig(steps=ar_steps, **cfg))
-    train_nar(h, ex, TrainConfig(steps=nar_steps, **cfg))
+    cfg = dict(lr=5e-3, warmup_steps=10, weight_decay=0.0, log_every=1000)
+    train_ar(h, ex, TrainConfig(steps=ar_steps, batch_size=1, **cfg))
+    # several random prompt cuts of the same utterance per step smooth the NAR's gradients
+    train_nar(h, ex, TrainConfig(steps=nar_steps, batch_size=nar_batch, **cfg))
     a, b = tok.encode_levels(wav, SR)
     ids = ex.ar[0].text
     p8 = 3  # prompt: the first 3/8 s
@@ -176,6 +177,6 @@ def test_overfit_one_utterance_fast(wav):
 
 @pytest.mark.slow
 def test_overfit_one_utterance_reaches_90_percent(wav):
-    ar_acc, nar_acc = _overfit(wav, ar_steps=300, nar_steps=3000)
+    ar_acc, nar_acc = _overfit(wav, ar_steps=200, nar_steps=1500, nar_batch=4, d_model=128, d_ff=256)
     assert ar_acc >= 0.9, ar_acc
     assert min(nar_acc) >= 0.9, nar_acc
