@@ -177,6 +177,20 @@ def test_halle_trains_from_tokenizer_with_valle_init(work, halle_ckpt, valle_ckp
         assert (fs[k] - vs[k]).abs().max() > 1e-2, k
     init = json.loads((halle_ckpt / "training.json").read_text())["init"]
     assert set(shared) <= set(init["loaded"])
+    # the same config again: both stages already at `steps`, nothing retrains
+    before = {k: t.clone() for k, t in h.lm.state_dict().items()}
+    run_training(load_train_config(work / "halle.toml"))
+    again = HALLE.load(halle_ckpt)
+    assert _steps(halle_ckpt) == {"ar": 2, "nar": 2}
+    assert all(torch.equal(before[k], t) for k, t in again.lm.state_dict().items())
+
+
+def test_missing_tokenizer_is_a_config_error(work):
+    cfg = ('model = "halle"\nout = "ckpt/h2"\n[data]\nmanifest = "train.jsonl"\n'
+           '[tokenizer]\npath = "ckpt/nope"\n')
+    with pytest.raises(ConfigError, match="nope") as ei:
+        run_training(load_train_config(write(work, "h2.toml", cfg)))
+    assert ei.value.line == 6
 
 
 def test_trained_checkpoints_run_through_the_harness(work, valle_ckpt, halle_ckpt):
