@@ -148,6 +148,16 @@ def cmd_models(a: argparse.Namespace) -> int:
     return EXIT_FAILED if bad else EXIT_OK
 
 
+def cmd_train(a: argparse.Namespace) -> int:
+    from .progress import Reporter
+    from .training import load_train_config, run_training
+
+    job = load_train_config(a.config).with_overrides(steps=a.steps, device=a.device)
+    out = run_training(job, Reporter(quiet=a.quiet))
+    print(f"checkpoint: {out}")
+    return EXIT_OK
+
+
 def cmd_systems(a: argparse.Namespace) -> int:
     from .systems.base import system_kinds
 
@@ -203,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("action", choices=["list", "prefetch", "verify"])
     m.add_argument("names", nargs="*")
     m.set_defaults(fn=cmd_models)
+
+    t = sub.add_parser("train", help="train VALL-E, MReQ or HALL-E from a TOML config (resumes; docs/training.md)")
+    t.add_argument("config")
+    t.add_argument("--steps", type=int, help="override the number of training steps")
+    t.add_argument("--device", help="override the device (cpu, cuda, cuda:N)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(fn=cmd_train)
 
     sub.add_parser("systems", help="list system kinds").set_defaults(fn=cmd_systems)
     sub.add_parser("datasets", help="list manifest formats and built-in datasets").set_defaults(fn=cmd_datasets)
