@@ -206,7 +206,9 @@ def positional_rows(rows: list[dict[str, Any]], lists: dict[tuple, dict[str, dic
                 a[0][i] += e
                 a[1][i] += w
     out = []
-    for (system, b), (errs, words) in sorted(acc.items(), key=lambda kv: (kv[0][0], bucket_sort_key(kv[0][1]))):
+    # Systems in config order (as in the leaderboard, so plots keep their colours).
+    order = {s: i for i, s in enumerate(dict.fromkeys(r["system"] for r in rows))}
+    for (system, b), (errs, words) in sorted(acc.items(), key=lambda kv: (order[kv[0][0]], bucket_sort_key(kv[0][1]))):
         for i, (e, w) in enumerate(zip(errs, words)):
             out.append({"system": system, "bucket": b, "window": i, "start_seconds": i * window_seconds,
                         "errors": e, "words": w, "wer": e / w if w else math.nan})

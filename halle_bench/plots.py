@@ -54,10 +54,10 @@ def _offsets(n: int, width: float = 0.3) -> np.ndarray:
     return np.zeros(1) if n == 1 else np.linspace(-width / 2, width / 2, n)
 
 
-def plot_wer_by_bucket(lb: pd.DataFrame) -> Figure:
+def plot_wer_by_bucket(lb: pd.DataFrame, colors: dict | None = None) -> Figure:
     """Corpus WER (%) per length bucket, one line per system, 95% CI as a band."""
     buckets = _length_buckets(lb)
-    colors = system_colors(lb["system"])
+    colors = colors or system_colors(lb["system"])
     fig, (ax,) = _figure(7.5, 4.5)
     x = np.arange(len(buckets))
     for s, g in lb.groupby("system", sort=False):
@@ -79,7 +79,7 @@ def plot_wer_by_bucket(lb: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_sim_quality(lb: pd.DataFrame) -> Figure | None:
+def plot_sim_quality(lb: pd.DataFrame, colors: dict | None = None) -> Figure | None:
     """Speaker similarity and predicted quality per bucket, mean with 95% CI error bars."""
     panels = [(c, t) for c, t in (("sim", "speaker similarity"), ("quality", "quality")) if c in lb.columns
               and pd.to_numeric(lb[c], errors="coerce").notna().any()]
@@ -87,7 +87,7 @@ def plot_sim_quality(lb: pd.DataFrame) -> Figure | None:
         return None
     buckets = _length_buckets(lb)
     systems = list(dict.fromkeys(lb["system"]))
-    colors = system_colors(systems)
+    colors = colors or system_colors(systems)
     fig, axes = _figure(5.0 * len(panels) + 1.0, 4.3, ncols=len(panels))
     x = np.arange(len(buckets))
     for ax, (col, title) in zip(axes, panels):
@@ -107,7 +107,7 @@ def plot_sim_quality(lb: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def plot_rtf_vs_length(utt: pd.DataFrame | None) -> Figure | None:
+def plot_rtf_vs_length(utt: pd.DataFrame | None, colors: dict | None = None) -> Figure | None:
     """Per-utterance RTF against generated audio length; systems without a positive RTF
     (ground truth, pre-generated audio) are left out. Log y axis when RTFs span > 20x."""
     if utt is None or not {"audio_seconds", "rtf", "system"} <= set(utt.columns):
@@ -120,7 +120,7 @@ def plot_rtf_vs_length(utt: pd.DataFrame | None) -> Figure | None:
     d = d[(d["rtf"] > 0) & (d["audio_seconds"] > 0)]
     if d.empty:
         return None
-    colors = system_colors(utt["system"])
+    colors = colors or system_colors(utt["system"])
     fig, (ax,) = _figure(7.5, 4.5)
     for s, g in d.groupby("system", sort=False):
         ax.scatter(g["audio_seconds"], g["rtf"], s=14, alpha=0.7, color=colors[s], label=str(s))
@@ -139,12 +139,12 @@ def plot_rtf_vs_length(utt: pd.DataFrame | None) -> Figure | None:
     return fig
 
 
-def plot_wer_by_position(pos: pd.DataFrame | None) -> Figure | None:
+def plot_wer_by_position(pos: pd.DataFrame | None, colors: dict | None = None) -> Figure | None:
     """WER (%) per position window within long utterances, one panel per length bucket."""
     if pos is None or pos.empty or not {"system", "bucket", "start_seconds", "wer"} <= set(pos.columns):
         return None
     buckets = [b for b in sorted_buckets(pos["bucket"]) if b != "all"] or ["all"]
-    colors = system_colors(pos["system"])
+    colors = colors or system_colors(pos["system"])
     fig, axes = _figure(min(4.2 * len(buckets) + 1.0, 16), 4.2, ncols=len(buckets))
     ymax = 0.0
     for ax, b in zip(axes, buckets):
@@ -175,8 +175,9 @@ def save_figure(fig: Figure, path: Path) -> Path:
 def save_plots(lb: pd.DataFrame, utt: pd.DataFrame | None, pos: pd.DataFrame | None, out_dir: Path) -> dict[str, Path]:
     """Draw every figure the data allows; returns {name: png path} (missing data: no file)."""
     out_dir = Path(out_dir)
-    figs = {"wer_by_bucket": plot_wer_by_bucket(lb) if "wer" in lb.columns else None,
-            "sim_quality_by_bucket": plot_sim_quality(lb),
-            "rtf_vs_length": plot_rtf_vs_length(utt),
-            "wer_by_position": plot_wer_by_position(pos)}
+    colors = system_colors(lb["system"])  # one colour per system in every figure
+    figs = {"wer_by_bucket": plot_wer_by_bucket(lb, colors) if "wer" in lb.columns else None,
+            "sim_quality_by_bucket": plot_sim_quality(lb, colors),
+            "rtf_vs_length": plot_rtf_vs_length(utt, colors),
+            "wer_by_position": plot_wer_by_position(pos, colors)}
     return {name: save_figure(f, out_dir / f"{name}.png") for name, f in figs.items() if f is not None}
