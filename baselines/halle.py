@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from halle_bench.audio import sha256_file
 from halle_bench.errors import UtteranceError
 
 from .ar import ARConfig, CodecAR

@@ -31,7 +31,7 @@ Decisions where the paper is silent (all configurable in `MRVQConfig`):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import torch

@@ -28,66 +28,26 @@ from typing import Any
 
 from halle_bench.audio import load_audio
 from halle_bench.errors import ConfigError, HalleBenchError, UtteranceError
-from halle_bench.systems.base import BaseSystem, SynthesisRequest, SynthesisResult, register_system
+from halle_bench.systems.base import SynthesisRequest, SynthesisResult, register_system
 
+from .model_system import CheckpointSystem
 from .sampling import SamplingOptions
 
-_KEYS = {"name", "kind", "checkpoint", "codec_path", "top_k", "top_p", "temperature", "max_len_ratio",
-         "max_new_tokens", "batch_size", "device", "dtype"}
 _DTYPES = ("float32", "float16", "bfloat16")
 
 
 @register_system("valle", "VALL-E reference implementation (baselines/valle.py) from a local checkpoint")
-class VALLESystem(BaseSystem):
+class VALLESystem(CheckpointSystem):
     kind = "valle"
+    extra_keys = frozenset({"codec_path", "dtype"})
+    default_max_len_ratio = 16.0
 
     def __init__(self, name: str, config: dict[str, Any], base_dir: Path):
         super().__init__(name, config, base_dir)
-        unknown = sorted(set(config) - _KEYS)
-        if unknown:
-            raise ConfigError(f"system '{name}': unknown keys {unknown}; known: {sorted(_KEYS)}")
-        if not config.get("checkpoint"):
-            raise ConfigError(f"system '{name}': kind 'valle' needs checkpoint = <folder>")
-        self.checkpoint = self._path(config["checkpoint"])
         self.codec_path = self._path(config["codec_path"]) if config.get("codec_path") else None
-        try:
-            self.opts = SamplingOptions(
-                top_k=int(config.get("top_k", 50)),
-                top_p=float(config.get("top_p", 1.0)),
-                temperature=float(config.get("temperature", 1.0)),
-                max_len_ratio=float(config.get("max_len_ratio", 16.0)),
-                max_new_tokens=int(config["max_new_tokens"]) if config.get("max_new_tokens") else None,
-            )
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"system '{name}': bad sampling setting: {e}") from None
-        self.batch_size = int(config.get("batch_size", 1))
         self.dtype = str(config.get("dtype", "float32"))
         if self.dtype not in _DTYPES:
             raise ConfigError(f"system '{name}': dtype must be one of {_DTYPES}, got {self.dtype!r}")
-        self.model = None
-        self._sha: str | None = None
-
-    def _path(self, p: str) -> Path:
-        q = Path(p).expanduser()
-        return q if q.is_absolute() else (self.base_dir / q)
-
-    def checkpoint_sha256(self) -> str:
-        if self._sha is None:
-            from .checkpoint import CheckpointError, checkpoint_sha256
-
-            try:
-                self._sha = checkpoint_sha256(self.checkpoint)
-            except CheckpointError as e:
-                raise ConfigError(f"system '{self.name}': {e}") from None
-        return self._sha
-
-    def cache_key(self) -> dict[str, Any]:
-        key = super().cache_key()
-        key.pop("device", None)  # where it runs does not change what it should produce
-        key.pop("batch_size", None)  # per-item generators: batching does not change the output
-        key["checkpoint"] = str(self.checkpoint)
-        key["checkpoint_sha256"] = self.checkpoint_sha256()
-        return key
 
     def load(self, device: str) -> None:
         from .checkpoint import CheckpointError
@@ -109,7 +69,7 @@ class VALLESystem(BaseSystem):
         self.model.synthesize_batch([("warm up.", tone, sr, "hello.")], SamplingOptions(top_k=1, max_new_tokens=8), 0)
 
     def models(self) -> list[dict[str, str]]:
-        out = [{"name": f"valle:{self.checkpoint}", "sha256": self.checkpoint_sha256()}]
+        out = super().models()
         if self.model is not None and self.model.codec.weights_sha256:
             out.append({"name": f"codec:{self.model.codec.cfg.name}", "sha256": self.model.codec.weights_sha256})
         return out
@@ -144,6 +104,3 @@ class VALLESystem(BaseSystem):
                 if o.wav is not None and o.error is None:
                     res.audio, res.sample_rate = o.wav, o.sample_rate
         return [results[r.utt_id] for r in requests]
-
-    def close(self) -> None:
-        self.model = None

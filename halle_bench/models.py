@@ -74,20 +74,22 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+_IMPORT_ERRORS: dict[str, str] = {}
+
+
 def all_models() -> dict[str, ModelSpec]:
-    for mod in _SPEC_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+    from .registry import import_all
+
+    import_all(_SPEC_MODULES, _IMPORT_ERRORS)
     return dict(sorted(_SPECS.items()))
 
 
 def get_spec(name: str) -> ModelSpec:
     specs = all_models()
     if name not in specs:
-        raise MissingModelError(f"unknown model {name!r}; known: {', '.join(specs)}")
+        from .registry import describe
+
+        raise MissingModelError(f"unknown model {name!r}; known: {', '.join(specs)}{describe(_IMPORT_ERRORS)}")
     return specs[name]
 
 

@@ -127,7 +127,9 @@ def build_scorer(name: str, config: dict[str, Any]) -> Scorer:
 
     _load_builtin()
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        from halle_bench.registry import describe
+
+        raise ConfigError(f"unknown metric {name!r}; known: {', '.join(sorted(_REGISTRY))}{describe(_IMPORT_ERRORS)}")
     return _REGISTRY[name](config)
 
 
@@ -137,21 +139,11 @@ _BUILTIN_MODULES = (
     "halle_bench.metrics.quality",
     "halle_bench.metrics.intrusive",
     "halle_bench.metrics.longform",
-    "halle_bench.metrics.transcript",
 )
-_loaded = False
+_IMPORT_ERRORS: dict[str, str] = {}
 
 
 def _load_builtin() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
+    from halle_bench.registry import import_all
 
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:  # a real missing dependency: say so
-                raise
+    import_all(_BUILTIN_MODULES, _IMPORT_ERRORS)

@@ -136,11 +136,11 @@ def build_system(name: str, config: dict[str, Any], base_dir: Path) -> System:
     _load_builtin_kinds()
     kind = config.get("kind")
     if kind not in _REGISTRY:
-        hint = ""
-        if _IMPORT_ERRORS:
-            hint = "; could not load: " + "; ".join(f"{m}: {e}" for m, e in _IMPORT_ERRORS.items())
+        from ..registry import describe
+
         raise ConfigError(
-            f"system '{name}': unknown kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}{hint}"
+            f"system '{name}': unknown kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}"
+            f"{describe(_IMPORT_ERRORS)}"
         )
     return _REGISTRY[kind](name, config, base_dir)
 
@@ -150,22 +150,9 @@ def build_system(name: str, config: dict[str, Any], base_dir: Path) -> System:
 # shown when someone asks for the missing kind.
 _BUILTIN_MODULES = ("halle_bench.systems.adapters", "halle_bench.baselines.adapters")
 _IMPORT_ERRORS: dict[str, str] = {}
-_loaded = False
 
 
 def _load_builtin_kinds() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
+    from ..registry import import_all
 
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name == mod:  # module not written yet / not installed
-                continue
-            _IMPORT_ERRORS[mod] = repr(e)
-        except Exception as e:  # a broken adapter must not break the other kinds
-            _IMPORT_ERRORS[mod] = repr(e)
+    import_all(_BUILTIN_MODULES, _IMPORT_ERRORS)

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from halle_bench.audio import save_audio
 from halle_bench.errors import ConfigError
