@@ -80,6 +80,8 @@ export PATH="$VENV/bin:$PATH"
 case "$MODE" in
   setup) log "ready: source $VENV/bin/activate" ;;
   demo) exec "$VENV/bin/halle-bench" run "$@" ;;
-  test) cd "$ROOT" && exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  # The whole suite, slow tests included (about 4 minutes on 2 cores); plain `pytest`
+  # runs the fast subset (pyproject addopts). A later -m in "$@" overrides this one.
+  test) cd "$ROOT" && exec "$VENV/bin/python" -m pytest -q -m "slow or not slow" "$@" ;;
   *) log "unknown mode '$MODE' (use demo, test or setup)"; exit 2 ;;
 esac
