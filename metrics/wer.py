@@ -11,8 +11,9 @@ n_ref_chars, char_errors, ref_norm, hyp_norm, hyp_raw, and
   see `edit.Alignment.errors_per_ref`). A truncated output shows up as deletions in
   the last windows.
 - ``loop_max_repeat``: the largest number of *extra* consecutive copies of any 1- to
-  4-word n-gram in the hypothesis, beyond the longest consecutive run of that n-gram
-  in the reference (an n-gram absent from the reference may occur once). "we went
+  4-word n-gram in the hypothesis, beyond the longest consecutive run the reference
+  has of that n-gram or of any other n-gram of the same length (so "down, down, down"
+  heard as "town town town" is no loop; an n-gram may otherwise occur once). "we went
   we went we went" against "we went home" gives 2. ``loop`` is true when it reaches
   `LOOP_MIN_EXTRA` (2: three copies in a row where the text has one); a single
   doubled word is a common ASR slip and is not called a loop.
@@ -65,11 +66,20 @@ def max_runs(words: Sequence[str], max_n: int = LOOP_MAX_N) -> dict[tuple[str, .
 
 
 def loop_extra(ref_words: Sequence[str], hyp_words: Sequence[str], max_n: int = LOOP_MAX_N) -> int:
-    """Extra consecutive copies of an n-gram in the hypothesis beyond the reference's."""
+    """Extra consecutive copies of an n-gram in the hypothesis beyond what the reference allows.
+
+    The allowance for an n-gram is the longest run the reference has of *any* n-gram of
+    the same length, not only of that one: a text that says "down, down, down" heard as
+    "town town town" is a misrecognised repetition, not a generation loop.
+    """
     ref_runs = max_runs(ref_words, max_n)
+    longest_by_n: dict[int, int] = {}
+    for g, c in ref_runs.items():
+        longest_by_n[len(g)] = max(longest_by_n.get(len(g), 1), c)
     best = 0
     for g, c in max_runs(hyp_words, max_n).items():
-        best = max(best, c - ref_runs.get(g, 1))
+        allowed = max(ref_runs.get(g, 1), longest_by_n.get(len(g), 1))
+        best = max(best, c - allowed)
     return best
 
 
@@ -164,7 +174,7 @@ class WERScorer(BaseScorer):
     threads while transcribing; default: torch's own setting)."""
 
     name = "wer"
-    version = "1"
+    version = "2"  # 2: loop allowance from the reference's longest run of any same-length n-gram
     higher_is_better = {"wer": False, "cer": False}
     needs = frozenset({NEEDS_TEXT})
 

@@ -76,6 +76,10 @@ def test_loops():
     assert loop_extra("very very very good".split(), "very very very good".split()) == 0  # in the text
     assert loop_extra("a b c".split(), "a a a a b c".split()) == 3
     assert loop_extra("a b c d".split(), "a b c d".split()) == 0
+    # a repeated word of the text, misrecognised, is not a loop ...
+    assert loop_extra("down down down she fell".split(), "town town town she fell".split()) == 0
+    # ... but a longer run than the text ever has still is
+    assert loop_extra("down down down she fell".split(), "she she she she she she fell".split()) == 3
     long = "one two three four " * 5
     assert loop_extra("one two three four".split(), long.split()) == 4
     v = text_scores("the cat sat", "the cat sat sat sat sat", NORM, 2.0)
