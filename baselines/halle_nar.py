@@ -216,7 +216,7 @@ class HalleNAR(nn.Module):
             correct += int((lg_v.argmax(-1) == y_v).sum())
             count += int(y_v.numel())
         loss = torch.stack(losses).mean()
-        return loss, {"loss": float(loss), "accuracy": correct / max(count, 1), "tokens": count, "stage": k}
+        return loss, {"loss": float(loss.detach()), "accuracy": correct / max(count, 1), "tokens": count, "stage": k}
 
     # ------------------------------------------------------------ inference
     @torch.no_grad()
