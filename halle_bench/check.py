@@ -40,7 +40,6 @@ CheckInputError, which the CLI maps to exit code 2.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .check_stats import ci_welch_p, holm, paired_bootstrap, seeded_rng
 from .errors import ConfigError
 from .exports import bucket_sort_key, read_table
 
@@ -111,9 +111,22 @@ def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
     return out
 
 
+# Columns the aggregator derives (not a scorer's own output) and their direction.
 LOWER_IS_BETTER = {"wer", "wer_macro", "wer_median", "wer_p95", "wer_over_50", "cer", "sub_rate", "del_rate",
                    "ins_rate", "rtf", "fail_rate", "pause_w1", "loop_rate"}
-HIGHER_IS_BETTER = {"sim", "sim_ref", "quality", "pesq", "stoi", "utmos", "dnsmos", "sig", "bak", "ovrl"}
+HIGHER_IS_BETTER = {"sim", "sim_ref", "quality"}
+
+
+def _scorer_directions() -> dict[str, bool]:
+    """`higher_is_better` metadata of every registered scorer (torchmetrics style), so
+    a new scorer's columns are gated in the right direction without code here."""
+    from .metrics.base import _REGISTRY, _load_builtin
+
+    _load_builtin()
+    out: dict[str, bool] = {}
+    for factory in _REGISTRY.values():
+        out.update(getattr(factory, "higher_is_better", {}) or {})
+    return out
 
 
 def higher_is_better(metric: str) -> bool | None:
@@ -122,7 +135,7 @@ def higher_is_better(metric: str) -> bool | None:
         return True
     if metric in LOWER_IS_BETTER or metric.startswith("wer_") or metric.endswith("_rate"):
         return False
-    return None
+    return _scorer_directions().get(metric)
 
 
 # ----------------------------------------------------------------------------- paired statistics
@@ -155,86 +168,9 @@ def _stat_columns(metric: str, cols: set[str]) -> tuple[list[str], Callable[[np.
     return None
 
 
-def _rng(seed: int, system: str, bucket: str) -> np.random.Generator:
-    h = hashlib.sha256(f"{seed}\0{system}\0{bucket}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(h[:8], "little"))
-
-
-@dataclass
-class PairedTest:
-    n: int
-    diff: float  # candidate - baseline on the paired utterances
-    se: float
-    p: float
-
-
-def paired_bootstrap(base: np.ndarray, cand: np.ndarray, stat: Callable[[np.ndarray], np.ndarray],
-                     rng: np.random.Generator, n_boot: int) -> PairedTest | None:
-    """Paired bootstrap of stat(cand) - stat(base) over rows (utterances); None when < 2 rows.
-
-    `base` / `cand` are (n, k) arrays aligned row by row (same utterance)."""
-    n = len(base)
-    if n < 2 or n_boot < 2:
-        return None
-    diff = float(stat(cand[None])[0] - stat(base[None])[0])
-    # Resample in blocks: a (n_boot, n, k) array for a few thousand utterances would be GBs.
-    block = max(1, min(n_boot, 4_000_000 // (n * base.shape[1])))
-    d = np.empty(n_boot)
-    for start in range(0, n_boot, block):
-        idx = rng.integers(0, n, size=(min(block, n_boot - start), n))
-        d[start:start + len(idx)] = stat(cand[idx]) - stat(base[idx])
-    # The bootstrap variance of a mean is (n-1)/n times the usual unbiased one; undo that
-    # and use Student's t with n-1 degrees of freedom: with the 8-30 utterances of a demo
-    # bucket, a normal approximation is far too confident in the tails (measured with
-    # benchmarks/check_calibration.py: ~30% of noise-only runs failed; with t, ~0-3%).
-    se = float(np.std(d, ddof=1)) * math.sqrt(n / (n - 1))
-    if not math.isfinite(se) or se == 0.0:
-        p = 1.0 if diff == 0 else 0.0
-    else:
-        from scipy.stats import t as student_t
-
-        p = float(2 * student_t.sf(abs(diff) / se, df=n - 1))
-    return PairedTest(n, diff, se, p)
-
-
 def _n_ok(row: pd.Series) -> float:
     n, f = _num(row.get("n")), _num(row.get("n_failed"))
     return n - (f if math.isfinite(f) else 0.0)
-
-
-def ci_welch_p(delta: float, hw_a: float, n_a: float, hw_b: float, n_b: float) -> float:
-    """Two-sided p of a difference of two independent estimates known only by their 95% CIs.
-
-    se = half-width / 1.96, rescaled by sqrt(n/(n-1)) (percentile-bootstrap CIs are
-    narrow by that factor), and Welch's t with Satterthwaite degrees of freedom; with
-    unknown n, a normal tail. Approximate, but calibrated on small buckets where the
-    plain z-test is not (benchmarks/check_calibration.py)."""
-    from scipy.stats import t as student_t
-
-    def var(hw, n):
-        v = (hw / 1.96) ** 2
-        return v * n / (n - 1) if math.isfinite(n) and n > 1 else v
-
-    va, vb = var(hw_a, n_a), var(hw_b, n_b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return 1.0 if delta == 0 else 0.0
-    if math.isfinite(n_a) and math.isfinite(n_b) and n_a > 1 and n_b > 1:
-        df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
-        return float(2 * student_t.sf(abs(delta) / se, df=df))
-    return math.erfc(abs(delta) / se / math.sqrt(2))
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given)."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adj = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adj[i] = running
-    return adj
 
 
 # ----------------------------------------------------------------------------- result
@@ -504,7 +440,7 @@ def _attach_test(row: CheckRow, pairs: _Pairs, seed: int, n_boot: int) -> None:
         arr_c = j[[f"{k}_c" for k in cols]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
         keep = np.isfinite(arr_b).all(axis=1) & np.isfinite(arr_c).all(axis=1)
         arr_b, arr_c = arr_b[keep], arr_c[keep]
-    test = paired_bootstrap(arr_b, arr_c, stat, _rng(seed, row.system, row.bucket), n_boot)
+    test = paired_bootstrap(arr_b, arr_c, stat, seeded_rng(seed, row.system, row.bucket), n_boot)
     if test is not None:
         row.n_paired, row.paired_delta, row.p_value, row.test = test.n, test.diff, test.p, "paired"
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from runfixtures import DEFAULT_SYSTEMS, degraded, make_run
 
-from halle_bench.check import (CheckInputError, Tolerance, check, ci_welch_p, holm, paired_bootstrap,
-                               parse_tolerances)
+from halle_bench.check import CheckInputError, Tolerance, check, parse_tolerances
+from halle_bench.check_stats import ci_welch_p, holm, paired_bootstrap
 from halle_bench.errors import ConfigError
 
 N_BOOT = 500
