@@ -1,0 +1,302 @@
+"""The training config of `halle-bench train`: one TOML file parsed into a `TrainJob`.
+
+Every problem is a `ConfigError` with file and line (unknown tables and keys included);
+the keys are documented in docs/training.md. `halle_bench.training` runs the job.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .config import _line_of, _line_of_header
+from .errors import ConfigError
+
+MODELS = ("valle", "mreq", "halle")
+CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint")
+SIZES = ("tiny", "paper")
+
+_TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train"}
+_DATA = {"manifest", "format", "limit", "max_seconds"}
+_CODEC_OWN = {"kind", "checkpoint", "bandwidth", "seed", "fit", "fit_items", "fit_iters"}
+# CodecConfig fields a random codec may override (tiny / teacher_48hz)
+_CODEC_FIELDS = {"sample_rate", "ratios", "n_q", "codebook_size", "dimension", "n_filters",
+                 "n_residual_layers", "lstm", "causal"}
+_TF_KEYS = {"d_model", "n_heads", "n_layers", "d_ff", "dropout"}
+_MODEL_KEYS = {
+    "valle": _TF_KEYS,
+    "halle": _TF_KEYS | {"window", "overlap"},
+    "mreq": {"rates", "latent_dim", "hidden", "preq_n_q", "quant_n_q", "postq_n_q", "codebook_size",
+             "ema", "decay", "dead_threshold"},
+}
+# The tiny MRVQ (tests, CPU smoke runs); "paper" is MRVQConfig's defaults.
+MREQ_TINY = {"hidden": 16, "codebook_size": 16}
+
+# [train] key -> (check, description); names map onto TrainConfig / MReQTrainConfig below.
+_INT_POS = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer")
+_INT_NN = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer")
+_NUM_POS = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a positive number")
+_NUM_NN = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a non-negative number")
+_TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
+    "steps": _INT_NN,
+    "batch_size": _INT_POS,
+    "lr": _NUM_POS,
+    "warmup": _INT_NN,
+    "min_lr_ratio": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1, "a number in [0, 1]"),
+    "weight_decay": _NUM_NN,
+    "betas": (lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in v),
+              "two numbers in [0, 1)"),
+    "grad_clip": _NUM_POS,
+    "log_every": _INT_POS,
+    "save_every": _INT_NN,
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "device": (lambda v: isinstance(v, str) and re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", v) is not None,
+               "cpu | cuda | cuda:N | mps | auto"),
+    "dtype": (lambda v: v in ("float32", "bfloat16", "float16"), "float32 | bfloat16 | float16"),
+    "segment_blocks": _INT_POS,
+}
+_TRAIN_FOR = {
+    "valle": set(_TRAIN_CHECKS) - {"segment_blocks"},
+    "halle": set(_TRAIN_CHECKS) - {"segment_blocks"},
+    "mreq": {"steps", "batch_size", "lr", "weight_decay", "grad_clip", "log_every", "save_every", "seed",
+             "device", "segment_blocks"},
+}
+_STAGE_KEYS = set(_TRAIN_CHECKS) - {"seed", "device"}  # what [train.ar] / [train.nar] may change
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    manifest: Path
+    format: str | None = None
+    limit: int | None = None
+    max_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    kind: str
+    checkpoint: Path | None = None
+    bandwidth: float = 6.0
+    seed: int = 0
+    fit: bool = True  # k-means the codebooks of a random codec on the data
+    fit_items: int = 100
+    fit_iters: int = 10
+    overrides: dict[str, Any] = field(default_factory=dict)  # CodecConfig fields
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    path: Path
+    model: str
+    out: Path
+    data: DataSpec
+    codec: CodecSpec | None = None
+    tokenizer: Path | None = None
+    init_valle: Path | None = None
+    size: str = "tiny"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # "ar" / "nar" overrides
+    text: str = ""
+
+    def with_overrides(self, steps: int | None = None, device: str | None = None) -> "TrainJob":
+        """The CLI's `--steps N` / `--device D`: replace the value for every stage."""
+        train = dict(self.train)
+        stages = {k: dict(v) for k, v in self.stages.items()}
+        for key, val in (("steps", steps), ("device", device)):
+            if val is None:
+                continue
+            ok, what = _TRAIN_CHECKS[key]
+            if not ok(val):
+                raise ConfigError(f"--{key} must be {what}, got {val!r}")
+            train[key] = val
+            for st in stages.values():
+                st.pop(key, None)
+        return replace(self, train=train, stages=stages)
+
+    def error(self, msg: str, key: str | None = None, after: str | None = None) -> ConfigError:
+        """A ConfigError pointing at `key` (under table header `after`) in this file."""
+        line = _line_of(self.text, key, after) if key else None
+        return ConfigError(msg, self.path, line)
+
+    def stage_values(self, stage: str | None) -> dict[str, Any]:
+        return {**self.train, **(self.stages.get(stage, {}) if stage else {})}
+
+
+# ----------------------------------------------------------------------- parsing
+def load_train_config(path: str | Path) -> TrainJob:
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise ConfigError("training config file not found", p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config: {e}", p) from None
+    return parse_train_config(text, p)
+
+
+def parse_train_config(text: str, path: Path) -> TrainJob:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise ConfigError(f"invalid TOML: {e}", path, int(m.group(1)) if m else None) from None
+
+    def err(msg: str, key: str | None = None, after: str | None = None, header: str | None = None) -> ConfigError:
+        line = _line_of(text, key, after) if key else None
+        if line is None and header:
+            line = _line_of_header(text, header)
+        return ConfigError(msg, path, line)
+
+    base = path.parent
+
+    def resolve(v: Any, key: str, after: str | None) -> Path:
+        if not isinstance(v, str) or not v.strip():
+            raise err(f"`{key}` must be a path string", key, after)
+        q = Path(v).expanduser()
+        return q if q.is_absolute() else (base / q).resolve()
+
+    def table(name: str, allowed: set[str]) -> dict[str, Any] | None:
+        t = raw.get(name)
+        if t is None:
+            return None
+        if not isinstance(t, dict):
+            raise err(f"`{name}` must be a table ([{name}])", name)
+        for k in t:
+            if k not in allowed:
+                raise err(f"[{name}]: unknown key {k!r} (expected one of {sorted(allowed)})", k, f"[{name}]", header=name)
+        return t
+
+    for k in raw:
+        if k not in _TOP:
+            raise err(f"unknown table or key {k!r} (expected one of {sorted(_TOP)})", k, header=k)
+    model = raw.get("model")
+    if model not in MODELS:
+        raise err(f"`model` must be one of {list(MODELS)}, got {model!r}", "model")
+    if "out" not in raw:
+        raise err("`out` (the checkpoint folder) is required")
+    out = resolve(raw["out"], "out", None)
+
+    # [data]
+    d = table("data", _DATA)
+    if d is None or "manifest" not in d:
+        raise err("[data]: `manifest` is required", header="data")
+    from .data import FORMATS
+
+    fmt = d.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise err(f"[data]: unknown format {fmt!r} (expected one of {list(FORMATS)})", "format", "[data]")
+    limit = d.get("limit")
+    if limit is not None and not _INT_POS[0](limit):
+        raise err("[data]: `limit` must be a positive integer", "limit", "[data]")
+    ms = d.get("max_seconds")
+    if ms is not None and not _NUM_POS[0](ms):
+        raise err("[data]: `max_seconds` must be a positive number", "max_seconds", "[data]")
+    data = DataSpec(resolve(d["manifest"], "manifest", "[data]"), fmt, limit, None if ms is None else float(ms))
+
+    # [codec]: valle / mreq only
+    c = table("codec", _CODEC_OWN | _CODEC_FIELDS)
+    codec = None
+    if model == "halle":
+        if c is not None:
+            raise err("[codec] is not used by model 'halle' (the [tokenizer] carries its codec)", header="codec")
+    else:
+        if c is None or "kind" not in c:
+            raise err(f"model {model!r} needs [codec] with `kind` ({' | '.join(CODEC_KINDS)})", header="codec")
+        if c["kind"] not in CODEC_KINDS:
+            raise err(f"[codec]: unknown kind {c['kind']!r} (expected one of {list(CODEC_KINDS)})", "kind", "[codec]")
+        ov = {k: v for k, v in c.items() if k in _CODEC_FIELDS}
+        if ov and c["kind"] not in ("tiny", "teacher_48hz"):
+            k0 = next(iter(ov))
+            raise err(f"[codec]: {k0!r} only applies to the random codecs (tiny, teacher_48hz)", k0, "[codec]")
+        if "ratios" in ov:
+            ov["ratios"] = tuple(ov["ratios"]) if isinstance(ov["ratios"], list) else ov["ratios"]
+        ckpt = c.get("checkpoint")
+        if c["kind"] == "checkpoint" and ckpt is None:
+            raise err("[codec]: kind 'checkpoint' needs checkpoint = <a saved Codec folder>", "kind", "[codec]")
+        for key, chk in (("seed", _TRAIN_CHECKS["seed"]), ("fit_items", _INT_POS), ("fit_iters", _INT_POS),
+                         ("bandwidth", _NUM_POS), ("fit", (lambda v: isinstance(v, bool), "true or false"))):
+            if key in c and not chk[0](c[key]):
+                raise err(f"[codec]: `{key}` must be {chk[1]}", key, "[codec]")
+        codec = CodecSpec(c["kind"], None if ckpt is None else resolve(ckpt, "checkpoint", "[codec]"),
+                          float(c.get("bandwidth", 6.0)), int(c.get("seed", 0)), bool(c.get("fit", True)),
+                          int(c.get("fit_items", 100)), int(c.get("fit_iters", 10)), ov)
+        if ov:
+            from halle_bench.baselines.codec import CodecConfig
+
+            try:
+                CodecConfig(**ov)
+            except (TypeError, ValueError) as e:
+                k0 = next(iter(ov))
+                raise err(f"[codec]: bad codec setting: {e}", k0, "[codec]") from None
+
+    # [tokenizer], [init]: halle only
+    t = table("tokenizer", {"path"})
+    i = table("init", {"valle"})
+    tokenizer = init_valle = None
+    if model != "halle":
+        for name, tab in (("tokenizer", t), ("init", i)):
+            if tab is not None:
+                raise err(f"[{name}] only applies to model 'halle'", header=name)
+    else:
+        if t is None or "path" not in t:
+            raise err("model 'halle' needs [tokenizer] path = <an MReQ tokenizer folder (from model = \"mreq\")>",
+                      header="tokenizer")
+        tokenizer = resolve(t["path"], "path", "[tokenizer]")
+        if i is not None and "valle" in i:
+            init_valle = resolve(i["valle"], "valle", "[init]")
+
+    # [model_config]
+    mc = table("model_config", {"size"} | _MODEL_KEYS[model]) or {}
+    size = mc.get("size", "tiny")
+    if size not in SIZES:
+        raise err(f"[model_config]: size must be one of {list(SIZES)}, got {size!r}", "size", "[model_config]")
+    overrides = {k: (tuple(v) if isinstance(v, list) else v) for k, v in mc.items() if k != "size"}
+    if model in ("valle", "halle"):
+        from halle_bench.baselines.transformer import TransformerConfig
+
+        tf = {k: v for k, v in overrides.items() if k in _TF_KEYS}
+        try:
+            getattr(TransformerConfig, size)(**tf)
+        except (TypeError, ValueError) as e:
+            raise err(f"[model_config]: {e}", next(iter(tf), "size"), "[model_config]") from None
+        for k in ("window", "overlap"):
+            if k in overrides and not _INT_NN[0](overrides[k]):
+                raise err(f"[model_config]: `{k}` must be a non-negative integer", k, "[model_config]")
+
+    # [train] (+ [train.ar] / [train.nar] for the two-stage models)
+    tr = raw.get("train", {})
+    if not isinstance(tr, dict):
+        raise err("`train` must be a table ([train])", "train")
+    allowed = _TRAIN_FOR[model]
+    train: dict[str, Any] = {}
+    stages: dict[str, dict[str, Any]] = {}
+    for k, v in tr.items():
+        if isinstance(v, dict) and k in ("ar", "nar") and model != "mreq":
+            stages[k] = {}
+            for sk, sv in v.items():
+                if sk not in _STAGE_KEYS or sk not in allowed:
+                    raise err(f"[train.{k}]: unknown key {sk!r} (expected one of {sorted(_STAGE_KEYS & allowed)})",
+                              sk, f"[train.{k}]", header=f"train.{k}")
+                _check_train(sk, sv, err, f"[train.{k}]")
+                stages[k][sk] = sv
+            continue
+        if k not in allowed:
+            hint = " ([train.ar] / [train.nar] apply to valle and halle)" if k in ("ar", "nar") else ""
+            raise err(f"[train]: unknown key {k!r} for model {model!r} (expected one of {sorted(allowed)}){hint}",
+                      k, "[train]", header="train" if k in ("ar", "nar") else None)
+        _check_train(k, v, err, "[train]")
+        train[k] = v
+    return TrainJob(path, model, out, data, codec, tokenizer, init_valle, size, overrides, train, stages, text)
+
+
+def _check_train(key: str, value: Any, err, where: str) -> None:
+    ok, what = _TRAIN_CHECKS[key]
+    if not ok(value):
+        raise err(f"{where}: `{key}` must be {what}, got {value!r}", key, where)
+
+
+# ----------------------------------------------------------------------- running
