@@ -1,0 +1,153 @@
+"""Stage 2 of a run: every scorer scores every generated wav (see runner.py).
+
+Organised by scorer, not by utterance: a model is loaded once and sees every system's
+audio in batches (sorted by length, deterministic); a failed item or batch becomes
+error rows, never a crash.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .audio import SCORING_SR, load_audio
+from .data.utterance import Utterance
+from .errors import HalleBenchError, UtteranceError
+from .generation import wav_path
+from .progress import Reporter
+from .store import JsonlTable, cache_key
+from .systems.base import System
+
+if TYPE_CHECKING:
+    from .runner import Plan
+
+GROUND_TRUTH_KIND = "ground-truth"
+
+
+class _AudioCache:
+    """16 kHz arrays of references and prompts, shared by all scorers of a run."""
+
+    def __init__(self, max_items: int = 64):
+        self.d: dict[tuple, np.ndarray] = {}
+        self.max_items = max_items
+
+    def get(self, path: Path, start: float | None = None, end: float | None = None, cut: bool = False) -> np.ndarray:
+        k = (str(path), start, end, cut)
+        if k not in self.d:
+            x, sr, _ = load_audio(path, SCORING_SR)
+            if cut and end is not None:  # remove [start, end) (the prompt cut from it)
+                a = int(round((start or 0.0) * sr))
+                b = int(round(end * sr))
+                x = np.concatenate([x[:a], x[b:]])
+            if len(self.d) >= self.max_items:
+                self.d.pop(next(iter(self.d)))
+            self.d[k] = x
+        return self.d[k]
+
+
+def scorer_identity(scorer: Any) -> dict[str, Any]:
+    return {
+        "name": scorer.name,
+        "version": scorer.version,
+        "settings": scorer.settings(),
+        "models": [[m.name, m.sha256] for m in scorer.models()],
+    }
+
+
+def score_key(plan: Plan, ident: dict, system: System, u: Utterance, audio_sha: str, needs: frozenset) -> str:
+    return cache_key({
+        "scorer": ident,
+        "audio": audio_sha,
+        "text": u.text if "text" in needs else None,
+        "reference": plan.file_sha(u.audio) if "reference" in needs else None,
+        "prompt": plan.file_sha(u.prompt_audio) if "prompt" in needs else None,
+        "prompt_text": u.prompt_text if "prompt" in needs else None,
+        "prompt_cut": [u.prompt_start, u.prompt_end, u.prompt_from_reference],
+        "gt": system.kind == GROUND_TRUTH_KIND,
+    })
+
+
+def _build_item(plan: Plan, cache: _AudioCache, system: System, u: Utterance, needs: frozenset):
+    from .metrics.base import ScoreItem
+
+    is_gt = system.kind == GROUND_TRUTH_KIND
+    x, _, _ = load_audio(wav_path(plan.out, system.name, u.id), SCORING_SR)
+    if is_gt and u.prompt_from_reference and "prompt" in needs and u.prompt_end is not None:
+        # The prompt was cut from this very audio: comparing it with itself would
+        # inflate similarity, so the ground-truth row is scored without that part.
+        a, b = int(round((u.prompt_start or 0) * SCORING_SR)), int(round(u.prompt_end * SCORING_SR))
+        x = np.concatenate([x[:a], x[b:]])
+    ref = None
+    if "reference" in needs and u.audio is not None and Path(u.audio).exists():
+        ref = cache.get(u.audio, u.prompt_start, u.prompt_end, cut=u.prompt_from_reference)
+    prompt = None
+    if "prompt" in needs and u.prompt_audio is not None and Path(u.prompt_audio).exists():
+        prompt = cache.get(u.prompt_audio)
+    return ScoreItem(system=system.name, utt_id=u.id, audio=x, sample_rate=SCORING_SR, text=u.text,
+                     reference=ref, prompt=prompt, prompt_text=u.prompt_text, is_ground_truth=is_gt,
+                     duration_ref=u.duration if u.duration_source in ("audio", "manifest") else None)
+
+
+def score(plan: Plan, reporter: Reporter) -> tuple[int, dict[tuple, str]]:
+    """Returns (items scored now, {(system, id, scorer): current key})."""
+    from .metrics.base import ScoreOutput
+
+    gen = JsonlTable(plan.out / "generation.jsonl").latest(("system", "id"))
+    table = JsonlTable(plan.out / "scores.jsonl")
+    done = table.latest(("system", "id", "scorer"))
+    keys: dict[tuple, str] = {}
+    cache = _AudioCache()
+    n_new = 0
+    try:
+        for sname, scorer in plan.scorers.items():
+            ident = scorer_identity(scorer)
+            needs = frozenset(getattr(scorer, "needs", frozenset()))
+            todo = []
+            for system in plan.systems:
+                for u in plan.utterances:
+                    g = gen.get((system.name, u.id))
+                    if not g or g.get("status") != "ok":
+                        continue
+                    k = score_key(plan, ident, system, u, g.get("audio_sha256"), needs)
+                    keys[(system.name, u.id, sname)] = k
+                    prev = done.get((system.name, u.id, sname))
+                    if not plan.force and prev and prev.get("key") == k and not prev.get("error"):
+                        continue
+                    todo.append((system, u, k, g.get("audio_seconds") or 0.0))
+            if not todo:
+                continue
+            # Similar lengths together: less padding for batched models; the order is
+            # deterministic and scorers are batch-invariant, so numbers do not depend on it.
+            todo.sort(key=lambda t: (t[3], t[0].name, t[1].id))
+            scorer.load(plan.device)
+            bs = max(1, int(getattr(scorer, "batch_size", 1) or 1))
+            with reporter.stage(f"score {sname}", len(todo)) as st:
+                for i in range(0, len(todo), bs):
+                    chunk = todo[i : i + bs]
+                    items, idx, outs = [], [], [None] * len(chunk)
+                    for j, (system, u, _, _) in enumerate(chunk):
+                        try:
+                            items.append(_build_item(plan, cache, system, u, needs))
+                            idx.append(j)
+                        except (UtteranceError, OSError) as e:
+                            outs[j] = ScoreOutput(error=str(e))
+                    if items:
+                        try:
+                            res = scorer.score(items)
+                            if len(res) != len(items):
+                                raise HalleBenchError(f"scorer returned {len(res)} outputs for {len(items)} items")
+                        except Exception as e:
+                            res = [ScoreOutput(error=f"{type(e).__name__}: {e}")] * len(items)
+                        for j, r in zip(idx, res):
+                            outs[j] = r
+                    for (system, u, k, _), o in zip(chunk, outs):
+                        table.append({"system": system.name, "id": u.id, "scorer": sname, "version": scorer.version,
+                                      "key": k, "values": o.values if o.error is None else {}, "error": o.error})
+                        st.advance()
+                    n_new += len(chunk)
+            scorer.close()
+    finally:
+        table.close()
+    return n_new, keys
