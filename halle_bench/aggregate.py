@@ -97,6 +97,7 @@ def collect(plan, keys: dict[tuple, str]) -> tuple[list[dict[str, Any]], dict[tu
     scores = JsonlTable(plan.out / "scores.jsonl").latest(("system", "id", "scorer"))
     rows: list[dict[str, Any]] = []
     lists: dict[tuple, dict[str, dict]] = {}
+    notes: dict[str, str] = {}
     for system in plan.systems:
         for u in plan.utterances:
             g = gen.get((system.name, u.id)) or {"status": "failed", "error": "not generated"}
@@ -105,6 +106,7 @@ def collect(plan, keys: dict[tuple, str]) -> tuple[list[dict[str, Any]], dict[tu
                 "duration_source": u.duration_source, "speaker": u.speaker,
                 "status": g.get("status"), "error": g.get("error"),
                 "audio_seconds": g.get("audio_seconds"), "wall_seconds": g.get("wall_seconds"), "rtf": g.get("rtf"),
+                "input_notes": notes.setdefault(u.id, _input_notes(u)),
             }
             errors = []
             if row["status"] == "ok":
@@ -126,6 +128,15 @@ def collect(plan, keys: dict[tuple, str]) -> tuple[list[dict[str, Any]], dict[tu
                     row["error"] = "; ".join(errors)
             rows.append(row)
     return rows, lists
+
+
+def _input_notes(u) -> str:
+    """Conversions applied to this utterance's input files (stereo, sample rate), so that
+    a mixed-down or resampled reference is recorded, not silent."""
+    from .audio import conversion_note
+
+    parts = [conversion_note(u.audio, "reference"), conversion_note(u.prompt_audio, "prompt")]
+    return "; ".join(p for p in parts if p)
 
 
 def _mean(vals: list[Any]) -> float:

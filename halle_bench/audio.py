@@ -97,6 +97,26 @@ def audio_seconds(path: str | Path) -> float:
     return info.frames / float(info.samplerate)
 
 
+def conversion_note(path: str | Path | None, what: str = "audio") -> str:
+    """What reading this file for scoring changes (from the header only): channels mixed
+    down, sample rate converted. "" when nothing changes or the file cannot be read
+    (unreadable files are reported as errors elsewhere)."""
+    if path is None:
+        return ""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        return ""
+    parts = []
+    if info.channels > 1:
+        parts.append(f"{info.channels} channels mixed to mono")
+    if info.samplerate != SCORING_SR:
+        parts.append(f"resampled {info.samplerate} -> {SCORING_SR} Hz for scoring")
+    return f"{what}: " + ", ".join(parts) if parts else ""
+
+
 def is_silent(x: np.ndarray, threshold: float = SILENCE_RMS) -> bool:
     return x.size == 0 or float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) < threshold
 

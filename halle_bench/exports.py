@@ -36,12 +36,12 @@ LEADERBOARD_COLUMNS = [
     "rtf", "pause_w1", "sim_model", "quality_model", "asr_model", "normalizer",
 ]
 UTTERANCE_COLUMNS = [
-    "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error",
+    "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error", "input_notes",
     "wer", "ref_norm", "hyp_norm", "sim", "sim_ref", "quality", "rtf",
     "audio_seconds", "wall_seconds", "cer", "hits", "subs", "dels", "ins", "n_ref_words",
 ]
 # Columns that identify a row or name a model: never averaged, compared or plotted.
-TEXT_COLUMNS = {"system", "bucket", "id", "run", "status", "error", "ref_norm", "hyp_norm", "speaker",
+TEXT_COLUMNS = {"system", "bucket", "id", "run", "status", "error", "input_notes", "ref_norm", "hyp_norm", "speaker",
                 "duration_source", "sim_model", "quality_model", "asr_model", "normalizer"}
 HEADLINE = ["n", "n_failed", "wer", "wer_ci_low", "wer_ci_high", "sim", "quality", "rtf"]
 FLOAT_FORMAT = "%.6g"

@@ -196,3 +196,22 @@ def test_command_system_with_relative_out_dir(tmp_path, monkeypatch):
     run(load_config(cfg), Path("rel_out"), systems=["espeak"])
     utt = pd.read_csv(tmp_path / "rel_out" / "utterances.csv")
     assert (utt.status == "ok").all(), utt.error.tolist()
+
+
+def test_stereo_44k_reference_is_mixed_resampled_and_recorded(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(44100 * 2.0)) / 44100
+    left = 0.3 * np.sin(2 * np.pi * 220 * t)
+    sf.write(tmp_path / "ref.wav", np.stack([left, 0.5 * left], axis=1).astype(np.float32), 44100)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "s1", "text": "two seconds of tone", "audio": "ref.wav"}) + "\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[dataset]\nmanifest = "m.jsonl"\n[[systems]]\nname = "gt"\nkind = "ground-truth"\n'
+                   '[metrics]\ntoy = {}\n[run]\nplugins = ["plugin_fixtures"]\n')
+    run(load_config(cfg), tmp_path / "out")
+    utt = pd.read_csv(tmp_path / "out" / "utterances.csv")
+    row = utt.iloc[0]
+    assert row.status == "ok"
+    assert abs(row.duration - 2.0) < 1e-6 and row.duration_source == "audio"
+    assert "2 channels mixed to mono" in row.input_notes and "44100 -> 16000" in row.input_notes
