@@ -79,6 +79,18 @@ def undelay(delayed: Tensor, length: int) -> Tensor:
     return torch.stack([delayed[i, i : i + length] for i in range(k)]) if length > 0 else delayed.new_zeros(k, 0)
 
 
+def text_with_eos(text: Tensor, text_lens: Tensor, eos: int, pad: int) -> tuple[Tensor, Tensor]:
+    """[B, L] padded ids -> [B, L+1] ids with EOS right after each item's text and `pad`
+    beyond it, plus the padding mask (True = pad). Shared by the AR and the NAR."""
+    b, l = text.shape
+    pos = torch.arange(l + 1, device=text.device).view(1, -1)
+    lens = text_lens.view(-1, 1)
+    ids = torch.cat([text, text.new_full((b, 1), pad)], dim=1)
+    ids = torch.where(pos < lens, ids, torch.full_like(ids, pad))
+    ids = torch.where(pos == lens, torch.full_like(ids, eos), ids)
+    return ids, pos > lens
+
+
 class CodecAR(nn.Module):
     def __init__(self, cfg: ARConfig):
         super().__init__()
@@ -102,13 +114,8 @@ class CodecAR(nn.Module):
     # ----------------------------------------------------------------- pieces
     def _text(self, text: Tensor, text_lens: Tensor) -> tuple[Tensor, Tensor]:
         """[B, L] ids -> embedded [B, L+1, D] with EOS at text_lens, and its pad mask."""
-        b, l = text.shape
-        pos = torch.arange(l + 1, device=text.device).view(1, -1)
-        lens = text_lens.view(-1, 1)
-        ids = torch.cat([text, text.new_full((b, 1), self.text_pad)], dim=1)
-        ids = torch.where(pos < lens, ids, torch.full_like(ids, self.text_pad))
-        ids = torch.where(pos == lens, torch.full_like(ids, self.text_eos), ids)
-        return self.text_pos(self.text_emb(ids)), pos > lens
+        ids, pad = text_with_eos(text, text_lens, self.text_eos, self.text_pad)
+        return self.text_pos(self.text_emb(ids)), pad
 
     def _audio(self, tokens: Tensor, offset: int | Tensor = 0, positions: Tensor | None = None) -> Tensor:
         """[B, K, S] ids -> [B, S, D] (sum of the codebooks' embeddings + positions)."""

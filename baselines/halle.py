@@ -41,18 +41,10 @@ from .checkpoint import CheckpointError, load_checkpoint, read_config, save_chec
 from .halle_nar import HalleNAR, HalleNARConfig
 from .mreq_tokenizer import MReQTokenizer
 from .sampling import SamplingOptions
-from .text import WORD, TextFrontend
+from .text import TextFrontend
 from .transformer import TransformerConfig
 
 ARCHITECTURE = "halle"
-
-
-def _tf(size: str, **kw) -> TransformerConfig:
-    if size == "paper":
-        return TransformerConfig.paper(**kw)
-    if size == "tiny":
-        return TransformerConfig.tiny(**kw)
-    raise ValueError(f"unknown size {size!r} (paper | tiny)")
 
 
 class HALLE:
@@ -95,8 +87,8 @@ class HALLE:
         k = tokenizer.mrvq.cfg.n_levels
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            ar = CodecAR(ARConfig(fe.vocab_size, lv0["codebook_size"], lv0["quant_n_q"], _tf(size, **tf_kw)))
-            nar_tf = _tf(size, cross_attention=True, adaptive_norm=True, n_stages=max(1, k - 1), **tf_kw)
+            ar = CodecAR(ARConfig(fe.vocab_size, lv0["codebook_size"], lv0["quant_n_q"], TransformerConfig.for_size(size, **tf_kw)))
+            nar_tf = TransformerConfig.for_size(size, cross_attention=True, adaptive_norm=True, n_stages=max(1, k - 1), **tf_kw)
             nar = HalleNAR(HalleNARConfig.from_mrvq(tokenizer.mrvq, fe.vocab_size, nar_tf, window=window, overlap=overlap))
         return cls(ar.eval(), nar.eval(), tokenizer, fe)
 
@@ -181,15 +173,7 @@ class HALLE:
 
     # ------------------------------------------------------------ inference
     def text_ids(self, text: str, prompt_text: str | None) -> list[int]:
-        if not text or not text.strip():
-            raise UtteranceError("empty target text")
-        parts = [t for t in (prompt_text, text) if t and t.strip()]
-        ids: list[int] = []
-        for e in self.frontend.encode_batch(parts):
-            if ids:
-                ids.append(self.frontend.index[WORD])
-            ids.extend(e.ids)
-        return ids
+        return self.frontend.prompt_and_target_ids(text, prompt_text)
 
     @torch.no_grad()
     def generate_tokens(self, text_ids: list[int], prompt_tokens: dict[int, torch.Tensor] | None,

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .ar import text_with_eos
 from .transformer import SinusoidalPositions, Transformer, TransformerConfig
 
 
@@ -77,13 +78,8 @@ class CodecNAR(nn.Module):
         self.decoder = Transformer(cfg.transformer)
 
     def _text(self, text: Tensor, text_lens: Tensor) -> tuple[Tensor, Tensor]:
-        b, l = text.shape
-        pos = torch.arange(l + 1, device=text.device).view(1, -1)
-        lens = text_lens.view(-1, 1)
-        ids = torch.cat([text, text.new_full((b, 1), self.text_pad)], dim=1)
-        ids = torch.where(pos < lens, ids, torch.full_like(ids, self.text_pad))
-        ids = torch.where(pos == lens, torch.full_like(ids, self.text_eos), ids)
-        return self.text_pos(self.text_emb(ids)), pos > lens
+        ids, pad = text_with_eos(text, text_lens, self.text_eos, self.text_pad)
+        return self.text_pos(self.text_emb(ids)), pad
 
     def forward(
         self,

@@ -139,3 +139,16 @@ class TextFrontend:
 
     def encode(self, text: str) -> Encoded:
         return self.encode_batch([text])[0]
+
+    def prompt_and_target_ids(self, text: str, prompt_text: str | None = None) -> list[int]:
+        """The LM's text input: the prompt's transcript (when known) then the target text,
+        joined by a word boundary, as VALL-E's continuation setting reads them."""
+        if not text or not text.strip():
+            raise UtteranceError("empty target text")
+        parts = [t for t in (prompt_text, text) if t and t.strip()]
+        ids: list[int] = []
+        for e in self.encode_batch(parts):
+            if ids:
+                ids.append(self.index[WORD])
+            ids.extend(e.ids)
+        return ids

@@ -58,6 +58,15 @@ class TransformerConfig:
         """For tests and CPU smoke runs."""
         return cls(**{"d_model": 64, "n_heads": 4, "n_layers": 2, "d_ff": 128, **kw})
 
+    @classmethod
+    def for_size(cls, size: str, **kw) -> "TransformerConfig":
+        """`paper` or `tiny`, with overrides."""
+        if size == "paper":
+            return cls.paper(**kw)
+        if size == "tiny":
+            return cls.tiny(**kw)
+        raise ValueError(f"unknown size {size!r} (paper | tiny)")
+
 
 class KVCache:
     """Per-layer key/value tensors [B, H, S, Dh] that grow by appending.

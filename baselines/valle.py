@@ -34,18 +34,10 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .codec import Codec, CodecConfig
 from .nar import CodecNAR, NARConfig
 from .sampling import SamplingOptions
-from .text import WORD, TextFrontend
+from .text import TextFrontend
 from .transformer import TransformerConfig
 
 ARCHITECTURE = "valle"
-
-
-def transformer_for(size: str, **kw) -> TransformerConfig:
-    if size == "paper":
-        return TransformerConfig.paper(**kw)
-    if size == "tiny":
-        return TransformerConfig.tiny(**kw)
-    raise ValueError(f"unknown size {size!r} (paper | tiny)")
 
 
 @dataclass
@@ -85,8 +77,8 @@ class VALLE:
         fe = frontend or TextFrontend()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            ar = CodecAR(ARConfig(fe.vocab_size, codec.codebook_size, 1, transformer_for(size, **tf_kw)))
-            nar_tf = transformer_for(size, adaptive_norm=True, n_stages=codec.n_q - 1, **tf_kw)
+            ar = CodecAR(ARConfig(fe.vocab_size, codec.codebook_size, 1, TransformerConfig.for_size(size, **tf_kw)))
+            nar_tf = TransformerConfig.for_size(size, adaptive_norm=True, n_stages=codec.n_q - 1, **tf_kw)
             nar = CodecNAR(NARConfig(fe.vocab_size, codec.codebook_size, codec.n_q, nar_tf))
         return cls(ar.eval(), nar.eval(), codec, fe)
 
@@ -153,16 +145,7 @@ class VALLE:
 
     # --------------------------------------------------------- inference
     def _text_ids(self, text: str, prompt_text: str | None) -> list[int]:
-        parts = [t for t in (prompt_text, text) if t and t.strip()]
-        if not text or not text.strip():
-            raise UtteranceError("empty target text")
-        encs = self.frontend.encode_batch(parts)
-        ids: list[int] = []
-        for e in encs:
-            if ids:
-                ids.append(self.frontend.index[WORD])
-            ids.extend(e.ids)
-        return ids
+        return self.frontend.prompt_and_target_ids(text, prompt_text)
 
     def synthesize(self, text: str, prompt_wav: np.ndarray | None, prompt_text: str | None,
                    opts: SamplingOptions = SamplingOptions(top_k=50), seed: int = 0, prompt_sr: int | None = None) -> np.ndarray:
@@ -251,4 +234,4 @@ def _bandwidth(identity: dict[str, Any]) -> float:
     return {2: 1.5, 4: 3.0, 8: 6.0, 16: 12.0, 32: 24.0}.get(n_q, 6.0)
 
 
-__all__ = ["VALLE", "SynthesisOutput", "transformer_for", "Codec", "CodecConfig", "SamplingOptions"]
+__all__ = ["VALLE", "SynthesisOutput", "Codec", "CodecConfig", "SamplingOptions"]

@@ -24,7 +24,7 @@ import torch
 from halle_bench.baselines.ar import ARConfig, CodecAR
 from halle_bench.baselines.codec import Codec, CodecConfig
 from halle_bench.baselines.sampling import SamplingOptions
-from halle_bench.baselines.valle import transformer_for
+from halle_bench.baselines.transformer import TransformerConfig
 
 
 def _sync(dev):
@@ -43,7 +43,7 @@ class _NoEOS(CodecAR):
 
 def ar_ms_per_token(size, n, use_cache, dev, dtype, batch, text_len=100, prompt_len=225):
     torch.manual_seed(0)
-    m = _NoEOS(ARConfig(150, 1024, 1, transformer_for(size, dropout=0.0))).to(dev).eval()
+    m = _NoEOS(ARConfig(150, 1024, 1, TransformerConfig.for_size(size, dropout=0.0))).to(dev).eval()
     text = torch.randint(0, 150, (batch, text_len), device=dev)
     prompt = torch.randint(0, 1024, (batch, 1, prompt_len), device=dev)
     tl = torch.full((batch,), text_len, device=dev)
@@ -70,8 +70,8 @@ def rtf(size, dev, dtype, batch, frames=750, prompt_frames=225, text_len=120):
     from halle_bench.baselines.nar import CodecNAR, NARConfig
 
     torch.manual_seed(0)
-    ar = _NoEOS(ARConfig(150, 1024, 1, transformer_for(size, dropout=0.0))).to(dev).eval()
-    nar = CodecNAR(NARConfig(150, 1024, 8, transformer_for(size, dropout=0.0, adaptive_norm=True, n_stages=7))).to(dev).eval()
+    ar = _NoEOS(ARConfig(150, 1024, 1, TransformerConfig.for_size(size, dropout=0.0))).to(dev).eval()
+    nar = CodecNAR(NARConfig(150, 1024, 8, TransformerConfig.for_size(size, dropout=0.0, adaptive_norm=True, n_stages=7))).to(dev).eval()
     try:
         codec = Codec.from_config(CodecConfig(name="random-encodec-shape"), seed=0).to(dev)
     except ImportError:
