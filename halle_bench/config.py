@@ -127,12 +127,28 @@ def _nth_line(text: str, header: str, n: int) -> int | None:
     return None
 
 
-def parse_config(text: str, path: Path) -> Config:
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """TOML text -> dict; a syntax error is a ConfigError with the file and its line."""
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"line (\d+)", str(e))
         raise ConfigError(f"invalid TOML: {e}", path, int(m.group(1)) if m else None) from None
+
+
+def read_text_file(path: str | Path, what: str = "config file") -> tuple[Path, str]:
+    """(resolved path, text) of a config file; a missing or unreadable file is a ConfigError."""
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise ConfigError(f"{what} not found", p)
+    try:
+        return p, p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {what}: {e}", p) from None
+
+
+def parse_config(text: str, path: Path) -> Config:
+    raw = parse_toml(text, path)
 
     def err(msg: str, key: str | None = None, after: str | None = None, line: int | None = None) -> ConfigError:
         if line is None and key is not None:
@@ -262,11 +278,5 @@ def _line_of_header(text: str, name: str) -> int | None:
 
 
 def load_config(path: str | Path) -> Config:
-    p = Path(path).expanduser().resolve()
-    if not p.exists():
-        raise ConfigError("config file not found", p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config: {e}", p) from None
+    p, text = read_text_file(path)
     return parse_config(text, p)

@@ -7,12 +7,11 @@ the keys are documented in docs/training.md. `halle_bench.training` runs the job
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import _line_of, _line_of_header
+from .config import _line_of, _line_of_header, parse_toml, read_text_file
 from .errors import ConfigError
 
 MODELS = ("valle", "mreq", "halle")
@@ -128,22 +127,12 @@ class TrainJob:
 
 # ----------------------------------------------------------------------- parsing
 def load_train_config(path: str | Path) -> TrainJob:
-    p = Path(path).expanduser().resolve()
-    if not p.exists():
-        raise ConfigError("training config file not found", p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config: {e}", p) from None
+    p, text = read_text_file(path, "training config file")
     return parse_train_config(text, p)
 
 
 def parse_train_config(text: str, path: Path) -> TrainJob:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise ConfigError(f"invalid TOML: {e}", path, int(m.group(1)) if m else None) from None
+    raw = parse_toml(text, path)
 
     def err(msg: str, key: str | None = None, after: str | None = None, header: str | None = None) -> ConfigError:
         line = _line_of(text, key, after) if key else None
