@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from halle_bench.audio import sha256_file
+from halle_bench import weights
 from halle_bench.errors import CheckpointError
 
 FORMAT = "halle-bench-checkpoint"
@@ -92,34 +93,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 def load_state_strict(model: nn.Module, path: str | Path, where: str | None = None) -> None:
     """Load a safetensors state dict into `model`; any mismatch is a CheckpointError."""
-    from safetensors.torch import load_file
-
     p = Path(path)
-    where = where or str(p)
-    if not p.exists():
-        raise CheckpointError(f"checkpoint {where}: weights file {p.name} not found")
-    try:
-        state = load_file(str(p), device="cpu")
-    except Exception as e:  # safetensors raises SafetensorError / OSError on a bad file
-        raise CheckpointError(f"checkpoint {where}: cannot read {p.name}: {e}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
-        if shapes:
-            parts.append(f"wrong shapes ({len(shapes)}): {'; '.join(shapes[:20])}")
-        raise CheckpointError(f"checkpoint {where} does not match the model: " + " | ".join(parts))
-    model.load_state_dict(state, strict=True)
+    where = f"checkpoint {where or p}"
+    weights.load_state_strict(model, weights.safetensors_load(p, where), where, p.name)
 
 
 def load_checkpoint(

@@ -243,8 +243,9 @@ class Codec(nn.Module):
                 f"{ENCODEC_24KHZ_SHA256_PREFIX}; the file is corrupt or a different model"
             )
         codec = cls(CodecConfig.encodec_24khz(bandwidth))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        codec.load_state_dict(state, strict=True)
+        from halle_bench.weights import load_state_strict, torch_load
+
+        load_state_strict(codec, torch_load(path, "encodec-24khz"), "encodec-24khz", path)
         codec.weights_sha256 = digest
         return codec.eval()
 

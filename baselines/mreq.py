@@ -172,7 +172,7 @@ def save_mrvq(directory: str | Path, mrvq: MRVQ, extra: dict[str, Any] | None = 
 
 def load_mrvq(directory: str | Path, device: str = "cpu") -> tuple[MRVQ, dict[str, Any]]:
     """Strict load: any missing/unexpected key or wrong shape is an error naming it."""
-    from safetensors.torch import load_file
+    from halle_bench.weights import load_state_strict, safetensors_load
 
     d = Path(directory)
     for f in ("mrvq.json", "mrvq.safetensors"):
@@ -180,14 +180,8 @@ def load_mrvq(directory: str | Path, device: str = "cpu") -> tuple[MRVQ, dict[st
             raise FileNotFoundError(f"MRVQ checkpoint file missing: {d / f} (train one with MReQTrainer)")
     meta = json.loads((d / "mrvq.json").read_text())
     mrvq = MRVQ(MRVQConfig.from_dict(meta["mrvq"]))
-    state = load_file(str(d / "mrvq.safetensors"), device=device)
-    own = mrvq.state_dict()
-    problems = [f"missing {k}" for k in own if k not in state] + [f"unexpected {k}" for k in state if k not in own]
-    problems += [f"shape {k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                 if k in state and state[k].shape != v.shape]
-    if problems:
-        raise ValueError(f"MRVQ checkpoint {d} does not match its config: " + "; ".join(problems[:10]))
-    mrvq.load_state_dict(state, strict=True)
+    what = f"MRVQ checkpoint {d}"
+    load_state_strict(mrvq, safetensors_load(d / "mrvq.safetensors", what), what, "mrvq.safetensors")
     return mrvq.to(device), meta
 
 

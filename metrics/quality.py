@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from halle_bench.audio import SCORING_SR, resample
-from halle_bench.errors import ConfigError
+from halle_bench.errors import CheckpointError, ConfigError
 from halle_bench.models import ModelSpec, check_sha256, register_model, resolve
 
 from .base import BaseScorer, ModelRef, ScoreItem, ScoreOutput, register_scorer
@@ -137,7 +137,7 @@ class QualityScorer(BaseScorer):
 
             try:
                 self._model = load_utmos(self._refs[0].path, device=device)
-            except ValueError as e:  # a file that is not a UTMOS22-strong state dict
+            except CheckpointError as e:  # a corrupt file, or not a UTMOS22-strong state dict
                 raise ConfigError(f"metrics.quality.model_path: {e}") from None
 
     def close(self) -> None:

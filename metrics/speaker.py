@@ -36,13 +36,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 
 from halle_bench.audio import SCORING_SR, is_silent, sha256_array
 from halle_bench.errors import CheckpointError, ConfigError, HalleBenchError
 from halle_bench.models import ModelSpec, register_model
+from halle_bench.weights import load_state_strict, torch_load  # re-exported for the backends
 
 from .base import NEEDS_PROMPT, NEEDS_REFERENCE, BaseScorer, ModelRef, ScoreItem, ScoreOutput, register_scorer
 
@@ -106,49 +107,6 @@ MODEL_SPECS = {"resemblyzer": RESEMBLYZER_SPEC, "ecapa": ECAPA_SPEC, "wavlm-tdnn
 # ---------------------------------------------------------------------------
 # Checkpoint helpers shared by the backends
 # ---------------------------------------------------------------------------
-
-
-def torch_load(path: str | Path, what: str) -> Any:
-    """`torch.load(weights_only=True)` on CPU, with a clear error for a corrupt file."""
-    import torch
-
-    p = Path(path)
-    try:
-        return torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:  # zip/pickle errors, truncated files, disallowed globals
-        raise CheckpointError(f"{what}: cannot read checkpoint {p}: {type(e).__name__}: {e}") from None
-
-
-def load_state_strict(module, state: dict, what: str, path: str | Path, ignore_prefixes: Iterable[str] = ()) -> None:
-    """Load `state` into `module` requiring exactly its keys and shapes.
-
-    Keys starting with one of `ignore_prefixes` (training-only heads such as a loss layer)
-    are dropped first; any other missing or unexpected key, or a shape mismatch, raises
-    `CheckpointError` listing them, so a wrong or truncated file never loads silently.
-    """
-    ignore = tuple(ignore_prefixes)
-    state = {k: v for k, v in state.items() if not (ignore and k.startswith(ignore))}
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    bad_shape = sorted(
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state)
-        if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
-    )
-    if missing or unexpected or bad_shape:
-        parts = []
-
-        def show(label: str, keys: list[str]) -> None:
-            if keys:
-                more = f" ... (+{len(keys) - 12} more)" if len(keys) > 12 else ""
-                parts.append(f"{label} ({len(keys)}): {', '.join(keys[:12])}{more}")
-
-        show("missing keys", missing)
-        show("unexpected keys", unexpected)
-        show("shape mismatches", bad_shape)
-        raise CheckpointError(f"{what}: {path} does not match the architecture; " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)
 
 
 # ---------------------------------------------------------------------------

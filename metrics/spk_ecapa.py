@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from halle_bench.errors import MissingModelError
+from halle_bench.errors import CheckpointError, MissingModelError
+from halle_bench.weights import load_state_strict, torch_load
 
-from .speaker import CheckpointError, load_state_strict, run_grouped, torch_load
+from .speaker import run_grouped
 
 EMBEDDING_FILE = "embedding_model.ckpt"
 HPARAMS_FILE = "hyperparams.yaml"

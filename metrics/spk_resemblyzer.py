@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .speaker import load_state_strict, run_grouped, torch_load
+from halle_bench.weights import load_state_strict, torch_load
+
+from .speaker import run_grouped
 
 SR = 16000
 N_FFT = 400  # 25 ms

@@ -42,7 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .speaker import CheckpointError, load_state_strict, run_grouped, torch_load
+from halle_bench.errors import CheckpointError
+from halle_bench.weights import load_state_strict, torch_load
+
+from .speaker import run_grouped
 
 WAVLM_PREFIX = "feature_extract.model."
 IGNORED_PREFIXES = ("loss_calculator.",)

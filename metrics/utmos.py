@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from halle_bench.errors import MissingModelError
+from halle_bench.errors import CheckpointError, MissingModelError
+from halle_bench.weights import load_state_strict, torch_load
 
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)
@@ -239,18 +240,15 @@ def load_utmos(path: str | Path, device: str = "cpu") -> Utmos:
     p = Path(path)
     if not p.exists():
         raise MissingModelError(f"UTMOS checkpoint not found: {p}")
-    sd = torch.load(p, map_location="cpu", weights_only=True)
+    sd = torch_load(p, "utmos22-strong")
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]  # also accept a {"state_dict": ...} wrapper
     if not isinstance(sd, dict):
-        raise ValueError(f"{p}: expected a state dict, got {type(sd).__name__}")
+        raise CheckpointError(f"{p}: expected a state dict, got {type(sd).__name__}")
     try:
         cfg = config_from_state_dict(sd)
     except ValueError as e:
-        raise ValueError(f"{p}: {e}") from None
+        raise CheckpointError(f"{p}: {e}") from None
     model = UTMOS22Strong(cfg)
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{p}: state dict does not match UTMOS22-strong: {e}") from None
+    load_state_strict(model, sd, "utmos22-strong", p)
     return Utmos(model, device)

@@ -24,7 +24,7 @@ def test_round_trip(tmp_path):
 
 def test_shape_mismatch_missing_and_unexpected_keys(tmp_path):
     save_checkpoint(tmp_path / "c", build({"d": 4, "h": 8}), {"d": 4, "h": 8})
-    with pytest.raises(CheckpointError, match=r"wrong shapes.*0.weight"):
+    with pytest.raises(CheckpointError, match=r"shape mismatches.*0.weight"):
         load_checkpoint(tmp_path / "c", lambda c: build({"d": 4, "h": 16}))
     with pytest.raises(CheckpointError, match=r"missing keys \(2\): 3.bias, 3.weight"):
         load_checkpoint(tmp_path / "c", lambda c: nn.Sequential(*build(c), nn.Linear(2, 2)))

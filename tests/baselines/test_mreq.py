@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from halle_bench.errors import CheckpointError
 from halle_bench.baselines.codec import Codec, CodecConfig
 from halle_bench.baselines.mreq import (
     MReQLossConfig,
@@ -92,5 +93,5 @@ def test_load_mrvq_is_strict(tmp_path):
     meta = json.loads((tmp_path / "mrvq.json").read_text())
     meta["mrvq"]["hidden"] = 16
     (tmp_path / "mrvq.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(CheckpointError, match="shape"):
         load_mrvq(tmp_path)

@@ -37,7 +37,7 @@ def test_mismatched_or_corrupt_checkpoint(model, tmp_path):
     cfg = json.loads((d / "config.json").read_text())
     cfg["config"]["ar"]["transformer"]["d_ff"] = 256
     (d / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match="wrong shapes"):
+    with pytest.raises(CheckpointError, match="shape mismatches"):
         VALLE.load(d)
     d2 = model.save(tmp_path / "ck2")
     (d2 / "model.safetensors").write_bytes(b"\0" * 64)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from halle_bench.errors import ConfigError
+from halle_bench.errors import CheckpointError, ConfigError
 from halle_bench.metrics.base import ScoreItem, build_scorer
 from halle_bench.metrics.utmos import UTMOS22Strong, UtmosConfig, config_from_state_dict, load_utmos
 
@@ -69,16 +69,19 @@ def test_strict_keys(tmp_path):
     sd = m.state_dict()
     sd["extra.weight"] = torch.zeros(1)
     torch.save(sd, tmp_path / "extra.pt")
-    with pytest.raises(ValueError, match="extra.weight"):
+    with pytest.raises(CheckpointError, match="extra.weight"):
         load_utmos(tmp_path / "extra.pt")
     sd = m.state_dict()
     del sd["wav2vec2.encoder.layers.1.fc2.bias"]
     torch.save(sd, tmp_path / "missing.pt")
-    with pytest.raises(ValueError, match="fc2.bias"):
+    with pytest.raises(CheckpointError, match="fc2.bias"):
         load_utmos(tmp_path / "missing.pt")
     torch.save({"not": "a model"}, tmp_path / "junk.pt")
-    with pytest.raises(ValueError, match="not a UTMOS22"):
+    with pytest.raises(CheckpointError, match="not a UTMOS22"):
         load_utmos(tmp_path / "junk.pt")
+    (tmp_path / "corrupt.pt").write_bytes(b"not a zip file at all")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_utmos(tmp_path / "corrupt.pt")
 
 
 def test_scorer_batch_size_invariance(tmp_path, speech):
