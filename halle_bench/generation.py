@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .audio import save_audio
+from .data.prompts import PROMPT_ERROR
 from .data.utterance import Utterance
 from .errors import HalleBenchError
 from .progress import Reporter
@@ -174,6 +175,8 @@ def _generate_system(plan: Plan, system: System, todo: list, table: JsonlTable, 
                 res = by_id.get(u.id) or SynthesisResult(utt_id=u.id, error="system returned no result for this id")
                 err = _validate_output(res)
                 if err:
+                    if req.prompt_audio is None and u.extra.get(PROMPT_ERROR):
+                        err += f" (no prompt: {u.extra[PROMPT_ERROR]})"
                     fail(u, key, err)
                     st.advance()
                     continue

@@ -48,10 +48,11 @@ def write_env(plan: Plan) -> Path:
         models += [{"scorer": name, "name": m.name, "sha256": m.sha256, "path": m.path} for m in sc.models()]
     for s in plan.systems:
         models += [{"system": s.name, **m} for m in s.models()]
+    versions = _versions()
     env = {
-        "halle_bench": _versions().get("halle-bench"),
+        "halle_bench": versions.get("halle-bench"),
         "git_revision": _git_revision(),
-        "versions": _versions(),
+        "versions": versions,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "device": plan.device,

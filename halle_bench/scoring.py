@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .audio import SCORING_SR, load_audio
+from .data.prompts import PROMPT_ERROR
 from .data.utterance import Utterance
 from .errors import HalleBenchError, UtteranceError
 from .generation import wav_path
@@ -128,6 +129,11 @@ def score(plan: Plan, reporter: Reporter) -> tuple[int, dict[tuple, str]]:
                     chunk = todo[i : i + bs]
                     items, idx, outs = [], [], [None] * len(chunk)
                     for j, (system, u, _, _) in enumerate(chunk):
+                        if "prompt" in needs and u.prompt_audio is None and u.extra.get(PROMPT_ERROR):
+                            # The prompt policy could not give this utterance a prompt: say
+                            # why, rather than letting the scorer report a bare "no prompt".
+                            outs[j] = ScoreOutput(error=f"no prompt: {u.extra[PROMPT_ERROR]}")
+                            continue
                         try:
                             items.append(_build_item(plan, cache, system, u, needs))
                             idx.append(j)

@@ -215,3 +215,35 @@ def test_stereo_44k_reference_is_mixed_resampled_and_recorded(tmp_path):
     assert row.status == "ok"
     assert abs(row.duration - 2.0) < 1e-6 and row.duration_source == "audio"
     assert "2 channels mixed to mono" in row.input_notes and "44100 -> 16000" in row.input_notes
+
+
+def test_missing_prompt_reason_reaches_the_row(tmp_path):
+    """cross-utterance with a speaker who has one utterance only: the prompt-needing
+    scorer fails that utterance with the policy's reason."""
+    import numpy as np
+    import soundfile as sf
+
+    from halle_bench.metrics.base import BaseScorer, ScoreOutput, register_scorer
+
+    @register_scorer("needs-prompt")
+    class _NeedsPrompt(BaseScorer):
+        name = "needs-prompt"
+        needs = frozenset({"prompt"})
+
+        def score(self, items):
+            return [ScoreOutput({"p": float(len(it.prompt))}) for it in items]
+
+    rows = []
+    for i, spk in enumerate(["a", "a", "lonely"]):
+        t = np.arange(16000 * 4) / 16000
+        sf.write(tmp_path / f"r{i}.wav", (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), 16000)
+        rows.append({"id": f"u{i}", "text": "some words here", "audio": f"r{i}.wav", "speaker": spk})
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[dataset]\nmanifest = "m.jsonl"\nprompt = "cross-utterance"\n'
+                   '[[systems]]\nname = "gt"\nkind = "ground-truth"\n[metrics]\nneeds-prompt = {}\n')
+    run(load_config(cfg), tmp_path / "out")
+    utt = pd.read_csv(tmp_path / "out" / "utterances.csv").set_index("id")
+    assert utt.loc["u0", "status"] == "ok" and utt.loc["u1", "status"] == "ok"
+    assert utt.loc["u2", "status"] == "failed"
+    assert "no prompt:" in utt.loc["u2", "error"] and "speaker" in utt.loc["u2", "error"]
