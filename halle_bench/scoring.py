@@ -57,34 +57,34 @@ def scorer_identity(scorer: Any) -> dict[str, Any]:
     }
 
 
-def score_key(plan: Plan, ident: dict, system: System, u: Utterance, audio_sha: str, needs: frozenset) -> str:
+def score_key(plan: Plan, ident: dict, system: System, u: Utterance, audio_sha: str, inputs: frozenset) -> str:
     return cache_key({
         "scorer": ident,
         "audio": audio_sha,
-        "text": u.text if "text" in needs else None,
-        "reference": plan.file_sha(u.audio) if "reference" in needs else None,
-        "prompt": plan.file_sha(u.prompt_audio) if "prompt" in needs else None,
-        "prompt_text": u.prompt_text if "prompt" in needs else None,
+        "text": u.text if "text" in inputs else None,
+        "reference": plan.file_sha(u.audio) if "reference" in inputs else None,
+        "prompt": plan.file_sha(u.prompt_audio) if "prompt" in inputs else None,
+        "prompt_text": u.prompt_text if "prompt" in inputs else None,
         "prompt_cut": [u.prompt_start, u.prompt_end, u.prompt_from_reference],
         "gt": system.kind == GROUND_TRUTH_KIND,
     })
 
 
-def _build_item(plan: Plan, cache: _AudioCache, system: System, u: Utterance, needs: frozenset):
+def _build_item(plan: Plan, cache: _AudioCache, system: System, u: Utterance, inputs: frozenset):
     from .metrics.base import ScoreItem
 
     is_gt = system.kind == GROUND_TRUTH_KIND
     x, _, _ = load_audio(wav_path(plan.out, system.name, u.id), SCORING_SR)
-    if is_gt and u.prompt_from_reference and "prompt" in needs and u.prompt_end is not None:
+    if is_gt and u.prompt_from_reference and "prompt" in inputs and u.prompt_end is not None:
         # The prompt was cut from this very audio: comparing it with itself would
         # inflate similarity, so the ground-truth row is scored without that part.
         a, b = int(round((u.prompt_start or 0) * SCORING_SR)), int(round(u.prompt_end * SCORING_SR))
         x = np.concatenate([x[:a], x[b:]])
     ref = None
-    if "reference" in needs and u.audio is not None and Path(u.audio).exists():
+    if "reference" in inputs and u.audio is not None and Path(u.audio).exists():
         ref = cache.get(u.audio, u.prompt_start, u.prompt_end, cut=u.prompt_from_reference)
     prompt = None
-    if "prompt" in needs and u.prompt_audio is not None and Path(u.prompt_audio).exists():
+    if "prompt" in inputs and u.prompt_audio is not None and Path(u.prompt_audio).exists():
         prompt = cache.get(u.prompt_audio)
     return ScoreItem(system=system.name, utt_id=u.id, audio=x, sample_rate=SCORING_SR, text=u.text,
                      reference=ref, prompt=prompt, prompt_text=u.prompt_text, is_ground_truth=is_gt,
@@ -105,13 +105,14 @@ def score(plan: Plan, reporter: Reporter) -> tuple[int, dict[tuple, str]]:
         for sname, scorer in plan.scorers.items():
             ident = scorer_identity(scorer)
             needs = frozenset(getattr(scorer, "needs", frozenset()))
+            inputs = needs | frozenset(getattr(scorer, "uses", frozenset()))
             todo = []
             for system in plan.systems:
                 for u in plan.utterances:
                     g = gen.get((system.name, u.id))
                     if not g or g.get("status") != "ok":
                         continue
-                    k = score_key(plan, ident, system, u, g.get("audio_sha256"), needs)
+                    k = score_key(plan, ident, system, u, g.get("audio_sha256"), inputs)
                     keys[(system.name, u.id, sname)] = k
                     prev = done.get((system.name, u.id, sname))
                     if not plan.force and prev and prev.get("key") == k and not prev.get("error"):
@@ -135,7 +136,7 @@ def score(plan: Plan, reporter: Reporter) -> tuple[int, dict[tuple, str]]:
                             outs[j] = ScoreOutput(error=f"no prompt: {u.extra[PROMPT_ERROR]}")
                             continue
                         try:
-                            items.append(_build_item(plan, cache, system, u, needs))
+                            items.append(_build_item(plan, cache, system, u, inputs))
                             idx.append(j)
                         except (UtteranceError, OSError) as e:
                             outs[j] = ScoreOutput(error=str(e))

@@ -11,6 +11,9 @@ strings, or lists of numbers for diagnostics), or an error for that item. It mus
 not raise for one item's problem; it may raise for a broken model (the runner then
 marks every item of the batch failed with that message).
 
+`needs` lists the inputs an item cannot be scored without (text, reference, prompt);
+`uses` those it takes when they exist. Both go into the cache key.
+
 Register new scorers with `@register_scorer("name")`.
 """
 
@@ -61,7 +64,8 @@ class Scorer(Protocol):
     name: ClassVar[str]  # config key: "wer", "sim", "quality", "intrusive", "longform"
     version: ClassVar[str]  # bump when the maths changes; part of every cache key
     higher_is_better: ClassVar[dict[str, bool]]  # per output column that has a direction
-    needs: ClassVar[frozenset[str]]
+    needs: ClassVar[frozenset[str]]  # required inputs: without one the item fails
+    uses: ClassVar[frozenset[str]]  # optional inputs: given when available
     batch_size: int
 
     def settings(self) -> dict[str, Any]:
@@ -83,6 +87,7 @@ class BaseScorer:
     version: ClassVar[str] = "0"
     higher_is_better: ClassVar[dict[str, bool]] = {}
     needs: ClassVar[frozenset[str]] = frozenset()
+    uses: ClassVar[frozenset[str]] = frozenset()
     batch_size: int = 8
 
     def __init__(self, config: dict[str, Any] | None = None):

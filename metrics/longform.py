@@ -134,7 +134,8 @@ class LongformScorer(BaseScorer):
     version: ClassVar[str] = "1"
     higher_is_better: ClassVar[dict[str, bool]] = {}  # diagnostics: no direction
     # All optional: used when the runner has them (see the duration ratio order).
-    needs: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE, NEEDS_PROMPT, NEEDS_TEXT})
+    # All optional: the duration ratio uses the reference, else the prompt's speaking rate.
+    uses: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE, NEEDS_PROMPT, NEEDS_TEXT})
 
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__(config)

@@ -242,7 +242,8 @@ class SpeakerSimilarity(BaseScorer):
     name: ClassVar[str] = "sim"
     version: ClassVar[str] = "1"
     higher_is_better: ClassVar[dict[str, bool]] = {"sim": True, "sim_ref": True}
-    needs: ClassVar[frozenset[str]] = frozenset({NEEDS_PROMPT, NEEDS_REFERENCE})
+    needs: ClassVar[frozenset[str]] = frozenset({NEEDS_PROMPT})
+    uses: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE})  # sim_ref when there is one
     CACHE_SIZE: ClassVar[int] = 512
 
     def __init__(self, config: dict[str, Any] | None = None):
