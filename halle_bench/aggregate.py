@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import JsonlTable
+from .store import read_latest
 
 # Column order of the contract (architecture.md): one list, in exports.py.
 from .exports import LEADERBOARD_COLUMNS, UTTERANCE_COLUMNS, bucket_sort_key  # noqa: E402
@@ -91,10 +91,18 @@ def _is_scalar(v: Any) -> bool:
     return v is None or isinstance(v, (int, float, str, bool))
 
 
-def collect(plan, keys: dict[tuple, str]) -> tuple[list[dict[str, Any]], dict[tuple, dict[str, dict]]]:
-    """Per-utterance rows (one per planned (system, utterance)) and the list-valued extras."""
-    gen = JsonlTable(plan.out / "generation.jsonl").latest(("system", "id"))
-    scores = JsonlTable(plan.out / "scores.jsonl").latest(("system", "id", "scorer"))
+def collect(plan, keys: dict[tuple, str] | None = None) -> tuple[list[dict[str, Any]], dict[tuple, dict[str, dict]]]:
+    """Per-utterance rows (one per planned (system, utterance)) and the list-valued extras.
+
+    All disk reading is here: the rows of every writer (local run, shards, Ray workers)
+    merged by key (`store.read_latest`), and the current score keys recomputed from the
+    plan and the generation rows (`scoring.expected_keys`) unless given."""
+    from .scoring import expected_keys
+
+    gen = read_latest(plan.out, "generation", ("system", "id"))
+    scores = read_latest(plan.out, "scores", ("system", "id", "scorer"))
+    if keys is None:
+        keys = expected_keys(plan, gen)
     rows: list[dict[str, Any]] = []
     lists: dict[tuple, dict[str, dict]] = {}
     notes: dict[str, str] = {}
@@ -106,6 +114,8 @@ def collect(plan, keys: dict[tuple, str]) -> tuple[list[dict[str, Any]], dict[tu
                 "duration_source": u.duration_source, "speaker": u.speaker,
                 "status": g.get("status"), "error": g.get("error"),
                 "audio_seconds": g.get("audio_seconds"), "wall_seconds": g.get("wall_seconds"), "rtf": g.get("rtf"),
+                "timed": g.get("timed"), "startup_seconds": g.get("startup_seconds"),
+                "clip_fraction": g.get("clip_fraction"), "generation_notes": g.get("notes"),
                 "input_notes": notes.setdefault(u.id, _input_notes(u)),
             }
             errors = []
@@ -237,7 +247,7 @@ def _ordered(df_rows: list[dict[str, Any]], first: list[str]):
     return df[first + rest]
 
 
-def aggregate(plan, keys: dict[tuple, str]) -> AggregateResult:
+def aggregate(plan, keys: dict[tuple, str] | None = None) -> AggregateResult:
     rows, lists = collect(plan, keys)
     seed = plan.config.run.seed
     lb = leaderboard_rows(rows, lists, plan.systems, plan.config.run.n_boot, seed)

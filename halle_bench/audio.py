@@ -74,16 +74,41 @@ def load_audio(path: str | Path, sr: int | None = SCORING_SR) -> tuple[np.ndarra
     return resample(x, int(file_sr), out_sr), out_sr, info
 
 
-def save_audio(path: str | Path, x: np.ndarray, sr: int) -> None:
-    """Write mono float audio as 16-bit PCM wav, atomically (tmp file + rename)."""
+def save_audio(path: str | Path, x: np.ndarray, sr: int) -> str:
+    """Write mono float audio as a wav, atomically, without altering it silently.
+
+    Audio inside full scale is written as 16-bit PCM. Audio with samples at or beyond
+    full scale (|x| >= 1, see `clip_fraction`) is written as 32-bit float WAV instead,
+    unchanged: clipping it to 16 bits would hide exactly the defect (a system that
+    overdrives) the caller should record. Returns the subtype written ("PCM_16" or
+    "FLOAT"). The temporary file has a unique name, so several processes writing the
+    same file (shards cutting the same prompt) never expose a half-written one."""
+    import os
+    import tempfile
+
     import soundfile as sf
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    y = np.clip(np.asarray(x, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    sf.write(str(tmp), y, int(sr), subtype="PCM_16", format="WAV")
-    tmp.replace(p)
+    y = np.asarray(x, dtype=np.float32).reshape(-1)
+    subtype = "FLOAT" if y.size and float(np.max(np.abs(y))) >= 1.0 else "PCM_16"
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, y, int(sr), subtype=subtype, format="WAV")
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return subtype
+
+
+def clip_fraction(x: np.ndarray) -> float:
+    """Share of samples at or beyond full scale (|x| >= 1.0): a 16-bit file cannot hold
+    them, a DAC clips them. Computed on the system's output before anything is written."""
+    y = np.asarray(x).reshape(-1)
+    return float(np.count_nonzero(np.abs(y) >= 1.0) / y.size) if y.size else 0.0
 
 
 def audio_seconds(path: str | Path) -> float:

@@ -46,7 +46,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         out = Path(a.out or Path("runs") / cfg_path.stem)
     config = load_config(cfg_path)
     summary = run(config, out, systems=_csv(a.systems), metrics=_csv(a.metrics), limit=a.limit,
-                  device=a.device, force=a.force, reporter=reporter)
+                  device=a.device, force=a.force, reporter=reporter, executor=a.executor, workers=a.workers,
+                  ray_address=a.ray_address, shard=a.shard)
+    if summary.shard is not None:  # a slice: no leaderboard, no report
+        _print_shard_summary(summary)
+        return summary.exit_code
     _print_summary(summary, quiet=a.quiet)
     try:
         from .report import write_report
@@ -55,6 +59,13 @@ def cmd_run(a: argparse.Namespace) -> int:
     except ImportError:
         pass
     return summary.exit_code
+
+
+def _print_shard_summary(summary) -> None:
+    print(f"shard {summary.shard}: {summary.n_items} items, {summary.generated} generated, {summary.scored} scored now, "
+          f"{summary.n_failed} failed; when every shard is done, run the same command without --shard to aggregate")
+    for f in summary.failures[:20]:
+        print(f"  {f['system']}/{f['id']} [{f['bucket']}]: {f['error']}", file=sys.stderr)
 
 
 def _print_summary(summary, quiet: bool) -> None:
@@ -190,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="recompute everything, ignoring cached rows")
     r.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
     r.add_argument("--html", action="store_true", help="also write report.html")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="who does the work: this process (local) or Ray actors (ray; pip install -e '.[ray]')")
+    r.add_argument("--workers", type=int, help="Ray actors (each loads the models once), with --executor ray")
+    r.add_argument("--ray-address", help="join an existing Ray cluster (e.g. auto, ray://head:10001)")
+    r.add_argument("--shard", metavar="K/N",
+                   help="only slice K of N (K from 0) of the (system, utterance) items, e.g. for Slurm arrays; "
+                        "a later run without --shard aggregates")
     r.set_defaults(fn=cmd_run)
 
     rp = sub.add_parser("report", help="report.md / plots / html for one or more run directories (merged)")

@@ -1,8 +1,27 @@
 """Stage 1 of a run: every system speaks every utterance (see runner.py).
 
-The wav is written atomically *before* its row in generation.jsonl, so a row always
-points at a complete file; a re-run skips rows whose cache key matches and whose
-audio is still there, and retries failed ones.
+The wav is written atomically *before* its row, so a row always points at a complete
+file; a re-run skips rows whose cache key matches and whose audio is still there, and
+retries failed ones. Rows go to this writer's own file (`store.table_path`); what is
+done is read from every writer's file (`store.read_latest`), so shards, Ray workers and
+plain runs share one run directory.
+
+Timing (RTF) decisions, because they move numbers:
+- A system that times its items itself (`SynthesisResult.wall_seconds`, or
+  `info["wall_seconds"]`) is trusted per item; otherwise a batch's wall time is split
+  evenly over its items (`timing` in the row says which).
+- The clock is synchronised on the *system's* device (`system.device` after load),
+  not the run's default device.
+- Systems that do not synthesise (`timed = False`: ground truth, wavdir) get no wall
+  time and no RTF: reading a file is not speech synthesis.
+- A system with a one-time start-up per call (a command's process and model load)
+  measures it once (`measure_startup`), reports it apart as `startup_seconds`, and
+  leaves it out of each item's time.
+- A failed item that took time (a timeout, a crash) records the time it took, so
+  what a system spends on failures is not hidden.
+
+Clipping: `clip_fraction` (share of samples with |x| >= 1) is computed on the system's
+output before writing; such audio is written as float WAV, unaltered, with a note.
 """
 
 from __future__ import annotations
@@ -10,20 +29,26 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .audio import save_audio
+from .audio import clip_fraction, save_audio
 from .data.prompts import PROMPT_ERROR
 from .data.utterance import Utterance
 from .errors import HalleBenchError
 from .progress import Reporter
-from .store import JsonlTable, cache_key
+from .store import JsonlTable, cache_key, now, portable, read_latest, table_path
 from .systems.base import SynthesisRequest, SynthesisResult, System
 
 if TYPE_CHECKING:
-    from .runner import Plan
+    from .plan import Plan
+
+__all__ = ["Select", "generate", "generation_key", "request_for", "utterance_seed", "wav_path"]
+
+# Which (system name, utterance id) items this process works on (a shard, a worker);
+# None = all of them.
+Select = Callable[[str, str], bool] | None
 
 
 def utterance_seed(run_seed: int, utt_id: str) -> int:
@@ -33,7 +58,7 @@ def utterance_seed(run_seed: int, utt_id: str) -> int:
     return int(h[:8], 16)
 
 
-def _request(plan: Plan, u: Utterance) -> SynthesisRequest:
+def request_for(plan: Plan, u: Utterance) -> SynthesisRequest:
     return SynthesisRequest(
         utt_id=u.id,
         text=u.text,
@@ -47,10 +72,15 @@ def _request(plan: Plan, u: Utterance) -> SynthesisRequest:
     )
 
 
+_request = request_for  # the old private name
+
+
 def generation_key(plan: Plan, system: System, u: Utterance, req: SynthesisRequest) -> str:
+    """Hashes contents only (text, prompt audio sha256, the system's settings and file
+    hashes, seed), never where files lie: a moved run directory stays cached."""
     fp = getattr(system, "item_fingerprint", None)
     return cache_key({
-        "system": system.cache_key(),
+        "system": portable(system.cache_key()),
         "item": fp(req) if fp else "",
         "text": u.text,
         "prompt": plan.file_sha(u.prompt_audio),
@@ -64,11 +94,11 @@ def wav_path(out: Path, system: str, utt_id: str) -> Path:
     return out / "audio" / system / f"{utt_id}.wav"
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
+def _sync(device: str | None) -> None:
+    if device and str(device).startswith("cuda"):
         import torch
 
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def _validate_output(res: SynthesisResult) -> str | None:
@@ -92,15 +122,19 @@ def _validate_output(res: SynthesisResult) -> str | None:
     return None
 
 
-def generate(plan: Plan, reporter: Reporter) -> int:
-    table = JsonlTable(plan.out / "generation.jsonl")
-    done = table.latest(("system", "id"))
+def generate(plan: Plan, reporter: Reporter, writer: str | None = None, select: Select = None) -> int:
+    """Synthesise every planned (system, utterance) item that `select` keeps and that is
+    not done yet; rows go to this writer's file. Returns the number of items attempted."""
+    table = JsonlTable(table_path(plan.out, "generation", writer))
+    done = read_latest(plan.out, "generation", ("system", "id"))
     n_new = 0
     try:
         for system in plan.systems:
             todo = []
             for u in plan.utterances:
-                req = _request(plan, u)
+                if select is not None and not select(system.name, u.id):
+                    continue
+                req = request_for(plan, u)
                 key = generation_key(plan, system, u, req)
                 prev = done.get((system.name, u.id))
                 wp = wav_path(plan.out, system.name, u.id)
@@ -109,7 +143,7 @@ def generate(plan: Plan, reporter: Reporter) -> int:
                     continue
                 todo.append((u, req, key))
             if not todo:
-                reporter.log(f"generate {system.name}: all {len(plan.utterances)} cached")
+                reporter.log(f"generate {system.name}: all cached")
                 continue
             n_new += _generate_system(plan, system, todo, table, reporter)
     finally:
@@ -117,12 +151,22 @@ def generate(plan: Plan, reporter: Reporter) -> int:
     return n_new
 
 
-def _generate_system(plan: Plan, system: System, todo: list, table: JsonlTable, reporter: Reporter) -> int:
-    base = {"system": system.name, "device": plan.device}
+def _item_seconds(res: SynthesisResult) -> float | None:
+    """The system's own per-item timing, when it reports one."""
+    if res.wall_seconds is not None:
+        return float(res.wall_seconds)
+    w = (res.info or {}).get("wall_seconds")
+    return float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else None
 
-    def fail(u: Utterance, key: str, msg: str) -> None:
-        table.append({**base, "id": u.id, "key": key, "status": "failed", "error": msg,
-                      "audio_seconds": None, "wall_seconds": None, "rtf": None})
+
+def _generate_system(plan: Plan, system: System, todo: list, table: JsonlTable, reporter: Reporter) -> int:
+    timed = bool(getattr(system, "timed", True))
+    base = {"system": system.name, "device": plan.device, "timed": timed, "startup_seconds": None}
+
+    def fail(u: Utterance, key: str, msg: str, wall: float | None = None) -> None:
+        table.append({**base, "id": u.id, "key": key, "status": "failed", "error": msg, "audio_seconds": None,
+                      "wall_seconds": wall if timed else None, "rtf": None, "clip_fraction": None,
+                      "written_at": now()})
 
     # Inputs that no system can use fail before the system is even loaded.
     runnable = []
@@ -137,65 +181,87 @@ def _generate_system(plan: Plan, system: System, todo: list, table: JsonlTable, 
         system.load(plan.device)
         if plan.config.run.warmup:
             system.warmup()
+        measure = getattr(system, "measure_startup", None)
+        if timed and callable(measure):
+            # Once per system (per process): a command's process start-up, reported
+            # apart and left out of each item's time (the system subtracts it).
+            base["startup_seconds"] = measure(runnable[0][1])
     except Exception as e:  # a system that cannot load fails all its items, the run goes on
         msg = f"system failed to load: {type(e).__name__}: {e}"
         reporter.log(f"generate {system.name}: {msg}")
         for u, _, key in runnable:
             fail(u, key, msg)
         return len(todo)
+    # Synchronise the device the system actually runs on (a system may pin its own).
+    dev = getattr(system, "device", None) or plan.device
+    base["device"] = str(dev)
     bs = max(1, int(getattr(system, "batch_size", 1) or 1))
     with reporter.stage(f"generate {system.name}", len(runnable)) as st:
         for i in range(0, len(runnable), bs):
             chunk = runnable[i : i + bs]
-            _sync(plan.device)
-            t0 = time.perf_counter()
-            try:
-                results = _synthesize_checked(system, [r for _, r, _ in chunk])
-            except Exception as e:
-                if len(chunk) == 1:
-                    results = [SynthesisResult(utt_id=chunk[0][1].utt_id, error=f"{type(e).__name__}: {e}")]
-                else:
-                    # One bad item must not fail its batch-mates: retry them one by one
-                    # (timed individually, so their RTF is still per item).
-                    results = []
-                    for _, r, _ in chunk:
-                        t1 = time.perf_counter()
-                        try:
-                            res = _synthesize_checked(system, [r])[0]
-                        except Exception as e1:
-                            res = SynthesisResult(utt_id=r.utt_id, error=f"{type(e1).__name__}: {e1}")
-                        _sync(plan.device)
-                        if res.wall_seconds is None:
-                            res.wall_seconds = time.perf_counter() - t1
-                        results.append(res)
-            _sync(plan.device)
-            wall = time.perf_counter() - t0
+            results, wall = _timed_chunk(system, [r for _, r, _ in chunk], dev)
             by_id = {r.utt_id: r for r in results}
             for u, req, key in chunk:
                 res = by_id.get(u.id) or SynthesisResult(utt_id=u.id, error="system returned no result for this id")
+                own = _item_seconds(res)
+                w = own if own is not None else wall / len(chunk)
                 err = _validate_output(res)
                 if err:
                     if req.prompt_audio is None and u.extra.get(PROMPT_ERROR):
                         err += f" (no prompt: {u.extra[PROMPT_ERROR]})"
-                    fail(u, key, err)
+                    fail(u, key, err, w)
                     st.advance()
                     continue
                 x = np.asarray(res.audio, dtype=np.float32).reshape(-1)
+                clip = clip_fraction(x)
                 wp = wav_path(plan.out, system.name, u.id)
-                save_audio(wp, x, int(res.sample_rate))
+                subtype = save_audio(wp, x, int(res.sample_rate))
                 secs = x.size / float(res.sample_rate)
-                w = res.wall_seconds if res.wall_seconds is not None else wall / len(chunk)
                 plan._sha_cache.pop(str(wp), None)
+                note = None
+                if clip > 0:
+                    note = (f"{clip:.2%} of samples at or beyond full scale (peak {float(np.max(np.abs(x))):.3g}); "
+                            f"written unaltered as {subtype} wav")
                 table.append({**base, "id": u.id, "key": key, "status": "ok", "error": None,
-                              "audio_seconds": secs, "wall_seconds": w, "rtf": w / secs if secs else None,
-                              "sample_rate": int(res.sample_rate), "batch_size": len(chunk),
-                              "audio_sha256": plan.file_sha(wp), "info": res.info})
+                              "audio_seconds": secs, "wall_seconds": w if timed else None,
+                              "rtf": (w / secs if secs else None) if timed else None,
+                              "timing": ("system" if own is not None else "batch") if timed else None,
+                              "clip_fraction": clip, "notes": note, "sample_rate": int(res.sample_rate),
+                              "batch_size": len(chunk), "audio_sha256": plan.file_sha(wp), "info": res.info,
+                              "written_at": now()})
                 st.advance()
     try:
         system.close()
     except Exception as e:  # closing must not lose the rows already written
         reporter.log(f"generate {system.name}: close failed: {e}")
     return len(todo)
+
+
+def _timed_chunk(system: System, reqs: list[SynthesisRequest], dev: str) -> tuple[list[SynthesisResult], float]:
+    """Synthesise one batch; (results, wall seconds of the whole batch)."""
+    _sync(dev)
+    t0 = time.perf_counter()
+    try:
+        results = _synthesize_checked(system, reqs)
+    except Exception as e:
+        if len(reqs) == 1:
+            results = [SynthesisResult(utt_id=reqs[0].utt_id, error=f"{type(e).__name__}: {e}")]
+        else:
+            # One bad item must not fail its batch-mates: retry them one by one
+            # (timed individually, so their RTF is still per item).
+            results = []
+            for r in reqs:
+                t1 = time.perf_counter()
+                try:
+                    res = _synthesize_checked(system, [r])[0]
+                except Exception as e1:
+                    res = SynthesisResult(utt_id=r.utt_id, error=f"{type(e1).__name__}: {e1}")
+                _sync(dev)
+                if _item_seconds(res) is None:
+                    res.wall_seconds = time.perf_counter() - t1
+                results.append(res)
+    _sync(dev)
+    return results, time.perf_counter() - t0
 
 
 def _synthesize_checked(system: System, reqs: list[SynthesisRequest]) -> list[SynthesisResult]:

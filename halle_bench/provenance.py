@@ -1,5 +1,10 @@
 """Provenance of a run: env.json (versions, device, seeds, git revision, models with
-sha256) and the resolved config.toml, written at the start of every run."""
+sha256) and the resolved config.toml.
+
+`prepare(plan)` is the one-time prepare step of a run directory: it writes both files
+under an exclusive lock, atomically, and only when their content changes, so several
+shards or workers starting at once neither race nor rewrite each other's files (the
+prompt cuts are written by the plan itself, atomically and deterministically)."""
 
 from __future__ import annotations
 
@@ -12,9 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .scoring import scorer_identity
+from .store import atomic_write_text, file_lock
 
 if TYPE_CHECKING:
-    from .runner import Plan
+    from .plan import Plan
+
+__all__ = ["env_dict", "prepare", "write_env", "write_resolved_config"]
 
 
 def _git_revision() -> str | None:
@@ -42,7 +50,7 @@ def _versions() -> dict[str, str]:
     return v
 
 
-def write_env(plan: Plan) -> Path:
+def env_dict(plan: Plan) -> dict:
     models = []
     for name, sc in plan.scorers.items():
         models += [{"scorer": name, "name": m.name, "sha256": m.sha256, "path": m.path} for m in sc.models()]
@@ -64,8 +72,22 @@ def write_env(plan: Plan) -> Path:
         "manifest": str(plan.config.dataset.manifest),
         "n_utterances": len(plan.utterances),
     }
+    return env
+
+
+def _write_if_changed(p: Path, text: str) -> bool:
+    try:
+        if p.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(p, text)
+    return True
+
+
+def write_env(plan: Plan) -> Path:
     p = plan.out / "env.json"
-    p.write_text(json.dumps(env, indent=2, sort_keys=True, default=str))
+    _write_if_changed(p, json.dumps(env_dict(plan), indent=2, sort_keys=True, default=str))
     return p
 
 
@@ -73,5 +95,14 @@ def write_resolved_config(plan: Plan) -> Path:
     import tomli_w
 
     p = plan.out / "config.toml"
-    p.write_text(tomli_w.dumps(plan.config.to_dict()))
+    _write_if_changed(p, tomli_w.dumps(plan.config.to_dict()))
     return p
+
+
+def prepare(plan: Plan) -> None:
+    """The run directory's one-time set-up (config.toml, env.json); idempotent and safe
+    when several processes call it at once."""
+    plan.out.mkdir(parents=True, exist_ok=True)
+    with file_lock(plan.out / ".prepare.lock"):
+        write_resolved_config(plan)
+        write_env(plan)

@@ -18,176 +18,55 @@ Seeds: each utterance's synthesis seed is derived from the run seed and the
 utterance id (not its position), so adding or removing utterances never changes
 the seed, hence the output, of the others.
 
-Modules: this one plans and runs; the stages are `generation`, `scoring`,
-`aggregate`; `provenance` writes env.json and the resolved config.
+Modules: `plan` plans; this one prepares the run directory and runs the stages
+(`generation`, `scoring`) through an executor (`executors`: local, ray, and `--shard
+K/N` slices), then `aggregate`s from the files alone; `provenance` writes env.json
+and the resolved config. Old names (`Plan`, `plan_run`, ...) are re-exported here.
+
+Scaling out: shards and workers write their own JSONL files (`generation.<writer>.jsonl`)
+and `store.read_latest` merges them by key. A shard does not aggregate (it sees only
+its slice); a plain run over the same directory afterwards aggregates everything and
+generates or scores nothing already done.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .audio import sha256_file
 from .config import Config
-from .data.utterance import Utterance
-from .errors import ConfigError, MissingModelError
+from .executors import Shard, make_executor, parse_shard
 from .generation import generate, generation_key, utterance_seed, wav_path
+from .plan import Plan, plan_run, resolve_device
 from .progress import NullReporter, Reporter
-from .provenance import write_env, write_resolved_config
-from .scoring import GROUND_TRUTH_KIND, score, score_key, scorer_identity
-from .systems.base import System, build_system
+from .provenance import prepare, write_env, write_resolved_config
+from .scoring import GROUND_TRUTH_KIND, expected_keys, score, score_key, scorer_identity
+from .store import read_latest
 
 # Re-exported: the stages' public functions (tests and tools import them from here).
-__all__ = ["GROUND_TRUTH_KIND", "Plan", "RunSummary", "generate", "generation_key", "plan_run", "resolve_device",
-           "run", "score", "score_key", "scorer_identity", "utterance_seed", "wav_path", "write_env",
-           "write_resolved_config"]
-
-
-@dataclass
-class Plan:
-    config: Config
-    out: Path
-    utterances: list[Utterance]
-    systems: list[System]
-    scorers: dict[str, Any]
-    device: str
-    force: bool = False
-    _sha_cache: dict[str, str] = field(default_factory=dict)
-
-    def file_sha(self, path: Path | None) -> str | None:
-        if path is None or not Path(path).exists():
-            return None
-        k = str(path)
-        if k not in self._sha_cache:
-            self._sha_cache[k] = sha256_file(path)
-        return self._sha_cache[k]
+__all__ = ["GROUND_TRUTH_KIND", "Plan", "RunSummary", "expected_keys", "generate", "generation_key", "plan_run",
+           "resolve_device", "run", "score", "score_key", "scorer_identity", "utterance_seed", "wav_path",
+           "write_env", "write_resolved_config"]
 
 
 @dataclass
 class RunSummary:
     out: Path
-    n_items: int  # (system, utterance) pairs
+    n_items: int  # (system, utterance) pairs (of this shard's slice when sharded)
     n_failed: int
     failed_fraction: float
     max_failed_fraction: float
     generated: int  # items synthesised in this invocation (not cached)
     scored: int
-    leaderboard: Path
-    utterances_csv: Path
+    leaderboard: Path | None  # None for a shard: it does not aggregate
+    utterances_csv: Path | None
     failures: list[dict[str, Any]]
+    shard: Shard | None = None
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed_fraction > self.max_failed_fraction + 1e-12 else 0
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        try:
-            import torch
-
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:
-            return "cpu"
-    if device.startswith("cuda"):
-        try:
-            import torch
-
-            ok = torch.cuda.is_available()
-        except ImportError:
-            ok = False
-        if not ok:
-            raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return device
-
-
-# ---------------------------------------------------------------------------- plan
-
-
-def plan_run(
-    config: Config,
-    out: Path,
-    systems: list[str] | None = None,
-    metrics: list[str] | None = None,
-    limit: int | None = None,
-    device: str | None = None,
-    force: bool = False,
-) -> Plan:
-    """Everything that can be wrong with the config or manifest fails here, before work."""
-    from .data import apply_prompt_policy, assign_buckets, read_manifest
-    from .metrics.base import build_scorer
-
-    out = Path(out)
-    import importlib
-
-    for mod in config.run.plugins:
-        try:
-            importlib.import_module(mod)
-        except Exception as e:
-            raise ConfigError(f"[run] plugins: cannot import {mod!r}: {type(e).__name__}: {e}", config.path,
-                              _line_of_key(config, "plugins")) from None
-    ds = config.dataset
-    utts = read_manifest(ds.manifest, ds.format)
-    if not utts:
-        raise ConfigError("the manifest has no utterances", ds.manifest)
-    lim = limit if limit is not None else ds.limit
-    if lim is not None:
-        utts = utts[:lim]
-    utts = assign_buckets(utts, ds.buckets)
-    utts = apply_prompt_policy(utts, ds.prompt, ds.prompt_seconds, out.resolve(), config.run.seed)
-
-    sys_cfgs = list(config.systems)
-    if systems:
-        known = {s.name for s in sys_cfgs}
-        unknown = [s for s in systems if s not in known]
-        if unknown:
-            raise ConfigError(f"--systems: unknown system(s) {unknown}; the config has {sorted(known)}")
-        sys_cfgs = [s for s in sys_cfgs if s.name in systems]
-    built: list[System] = []
-    for sc in sys_cfgs:
-        try:
-            built.append(build_system(sc.name, sc.table, config.base_dir))
-        except ConfigError as e:
-            if e.path is None:
-                raise ConfigError(e.message, config.path, sc.line) from None
-            raise
-
-    met = dict(config.metrics)
-    if metrics:
-        unknown = [m for m in metrics if m not in met]
-        for m in unknown:
-            met[m] = {}  # a metric asked for on the command line but not configured: defaults
-        met = {m: met[m] for m in metrics}
-    scorers: dict[str, Any] = {}
-    for name, table in met.items():
-        try:
-            scorers[name] = build_scorer(name, table)
-        except ConfigError as e:
-            raise ConfigError(f"[metrics] {name}: {e.message}", config.path, _metric_line(config, name)) from None
-    # Preflight: every model file must be present (and match its sha256) before work.
-    for name, sc in scorers.items():
-        try:
-            sc.models()
-        except MissingModelError as e:
-            raise ConfigError(f"[metrics] {name}: {e}", config.path, _metric_line(config, name)) from None
-    return Plan(config=config, out=out, utterances=utts, systems=built, scorers=scorers,
-                device=resolve_device(device or config.run.device), force=force)
-
-
-def _line_of_key(config: Config, key: str) -> int | None:
-    from .config import _line_of
-
-    return _line_of(config.text, key)
-
-
-def _metric_line(config: Config, name: str) -> int | None:
-    from .config import _line_of
-
-    return _line_of(config.text, name, "[metrics]")
-
-
-# ----------------------------------------------------------------------------- run
 
 
 def run(
@@ -199,23 +78,51 @@ def run(
     device: str | None = None,
     force: bool = False,
     reporter: Reporter | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    shard: str | Shard | None = None,
 ) -> RunSummary:
-    """Plan, generate, score and aggregate. Raises ConfigError before any work."""
+    """Plan, prepare, generate + score (through the executor), aggregate.
+
+    Raises ConfigError before any work. With `shard` ("K/N"), only that slice is
+    worked on and nothing is aggregated (run again without `shard` to aggregate)."""
     from .aggregate import aggregate
 
     reporter = reporter or NullReporter()
     out = Path(out)
+    sh = parse_shard(shard) if isinstance(shard, str) else shard
+    ex = make_executor(executor, workers, ray_address)
     plan = plan_run(config, out, systems, metrics, limit, device, force)
-    out.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(plan)
-    write_env(plan)
+    prepare(plan)
     reporter.log(f"{len(plan.utterances)} utterances x {len(plan.systems)} systems, "
-                 f"metrics: {', '.join(plan.scorers) or 'none'}, device {plan.device}, out {out}")
-    n_gen = generate(plan, reporter)
-    n_scored, keys = score(plan, reporter)
-    result = aggregate(plan, keys)
+                 f"metrics: {', '.join(plan.scorers) or 'none'}, device {plan.device}, out {out}"
+                 + (f", shard {sh}" if sh else "") + (f", executor {ex.name}" if ex.name != "local" else ""))
+    n_gen, n_scored = ex.execute(plan, reporter, sh.writer if sh else None, sh.keeps if sh else None)
+    mff = config.run.max_failed_fraction
+    if sh is not None:
+        return _shard_summary(plan, sh, n_gen, n_scored, mff)
+    result = aggregate(plan)
     return RunSummary(out=out, n_items=result.n_items, n_failed=result.n_failed,
                       failed_fraction=result.n_failed / result.n_items if result.n_items else 0.0,
-                      max_failed_fraction=config.run.max_failed_fraction, generated=n_gen, scored=n_scored,
+                      max_failed_fraction=mff, generated=n_gen, scored=n_scored,
                       leaderboard=result.leaderboard_path, utterances_csv=result.utterances_path,
                       failures=result.failures)
+
+
+def _shard_summary(plan: Plan, sh: Shard, n_gen: int, n_scored: int, mff: float) -> RunSummary:
+    """Generation failures of this shard's slice (the exit code of a Slurm task)."""
+    gen = read_latest(plan.out, "generation", ("system", "id"))
+    failures = []
+    n = 0
+    for system in plan.systems:
+        for u in plan.utterances:
+            if not sh.keeps(system.name, u.id):
+                continue
+            n += 1
+            g = gen.get((system.name, u.id)) or {"status": "failed", "error": "not generated"}
+            if g.get("status") != "ok":
+                failures.append({"system": system.name, "id": u.id, "bucket": u.bucket, "error": g.get("error")})
+    return RunSummary(out=plan.out, n_items=n, n_failed=len(failures), failed_fraction=len(failures) / n if n else 0.0,
+                      max_failed_fraction=mff, generated=n_gen, scored=n_scored, leaderboard=None,
+                      utterances_csv=None, failures=failures, shard=sh)

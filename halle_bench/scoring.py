@@ -2,7 +2,10 @@
 
 Organised by scorer, not by utterance: a model is loaded once and sees every system's
 audio in batches (sorted by length, deterministic); a failed item or batch becomes
-error rows, never a crash.
+error rows, never a crash. Rows go to this writer's own file; what is done is read
+from every writer's file (`store.read_latest`). `expected_keys(plan)` recomputes the
+current key of every scorable item from the run directory alone, so aggregation needs
+nothing held in memory by whoever scored.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from .data.utterance import Utterance
 from .errors import HalleBenchError, UtteranceError
 from .generation import wav_path
 from .progress import Reporter
-from .store import JsonlTable, cache_key
+from .store import JsonlTable, cache_key, now, portable, read_latest, table_path
 from .systems.base import System
 
 if TYPE_CHECKING:
-    from .runner import Plan
+    from .generation import Select
+    from .plan import Plan
+
+__all__ = ["GROUND_TRUTH_KIND", "expected_keys", "score", "score_key", "scorer_identity"]
 
 GROUND_TRUTH_KIND = "ground-truth"
 
@@ -49,12 +55,36 @@ class _AudioCache:
 
 
 def scorer_identity(scorer: Any) -> dict[str, Any]:
-    return {
+    """What identifies a scorer's results: name, version, settings and model sha256.
+    Paths in settings are reduced to their last component (`store.portable`): the
+    model's content is in its sha256, its location must not invalidate a moved run."""
+    return portable({
         "name": scorer.name,
         "version": scorer.version,
         "settings": scorer.settings(),
         "models": [[m.name, m.sha256] for m in scorer.models()],
-    }
+    })
+
+
+def _inputs(scorer: Any) -> tuple[frozenset, frozenset]:
+    needs = frozenset(getattr(scorer, "needs", frozenset()))
+    return needs, needs | frozenset(getattr(scorer, "uses", frozenset()))
+
+
+def expected_keys(plan: Plan, gen: dict[tuple, dict] | None = None) -> dict[tuple, str]:
+    """{(system, id, scorer): the key a current score row must carry}, for every planned
+    item whose generation is ok, from the run directory alone."""
+    gen = read_latest(plan.out, "generation", ("system", "id")) if gen is None else gen
+    keys: dict[tuple, str] = {}
+    for sname, scorer in plan.scorers.items():
+        ident = scorer_identity(scorer)
+        _, inputs = _inputs(scorer)
+        for system in plan.systems:
+            for u in plan.utterances:
+                g = gen.get((system.name, u.id))
+                if g and g.get("status") == "ok":
+                    keys[(system.name, u.id, sname)] = score_key(plan, ident, system, u, g.get("audio_sha256"), inputs)
+    return keys
 
 
 def score_key(plan: Plan, ident: dict, system: System, u: Utterance, audio_sha: str, inputs: frozenset) -> str:
@@ -91,24 +121,27 @@ def _build_item(plan: Plan, cache: _AudioCache, system: System, u: Utterance, in
                      duration_ref=u.duration if u.duration_source in ("audio", "manifest") else None)
 
 
-def score(plan: Plan, reporter: Reporter) -> tuple[int, dict[tuple, str]]:
-    """Returns (items scored now, {(system, id, scorer): current key})."""
+def score(plan: Plan, reporter: Reporter, writer: str | None = None,
+          select: Select = None) -> tuple[int, dict[tuple, str]]:
+    """Score every generated item that `select` keeps and that has no current row.
+    Returns (items scored now, {(system, id, scorer): current key} of the kept items)."""
     from .metrics.base import ScoreOutput
 
-    gen = JsonlTable(plan.out / "generation.jsonl").latest(("system", "id"))
-    table = JsonlTable(plan.out / "scores.jsonl")
-    done = table.latest(("system", "id", "scorer"))
+    gen = read_latest(plan.out, "generation", ("system", "id"))
+    table = JsonlTable(table_path(plan.out, "scores", writer))
+    done = read_latest(plan.out, "scores", ("system", "id", "scorer"))
     keys: dict[tuple, str] = {}
     cache = _AudioCache()
     n_new = 0
     try:
         for sname, scorer in plan.scorers.items():
             ident = scorer_identity(scorer)
-            needs = frozenset(getattr(scorer, "needs", frozenset()))
-            inputs = needs | frozenset(getattr(scorer, "uses", frozenset()))
+            needs, inputs = _inputs(scorer)
             todo = []
             for system in plan.systems:
                 for u in plan.utterances:
+                    if select is not None and not select(system.name, u.id):
+                        continue
                     g = gen.get((system.name, u.id))
                     if not g or g.get("status") != "ok":
                         continue
@@ -151,7 +184,8 @@ def score(plan: Plan, reporter: Reporter) -> tuple[int, dict[tuple, str]]:
                             outs[j] = r
                     for (system, u, k, _), o in zip(chunk, outs):
                         table.append({"system": system.name, "id": u.id, "scorer": sname, "version": scorer.version,
-                                      "key": k, "values": o.values if o.error is None else {}, "error": o.error})
+                                      "key": k, "values": o.values if o.error is None else {}, "error": o.error,
+                                      "written_at": now()})
                         st.advance()
                     n_new += len(chunk)
             scorer.close()

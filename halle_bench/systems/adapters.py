@@ -25,6 +25,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,13 @@ class CommandSystem(BaseSystem):
     fails that item. The program runs in the config file's folder, in its own process
     group, so a timeout kills its children too. Each item writes into a fresh
     temporary folder, so a stale file from an earlier run can never be taken for output.
+
+    Timing: a program started per utterance pays its start-up (interpreter, model
+    load) every time. `measure_startup` times the program once on a one-word text
+    (the fastest of two runs; this includes synthesising that word, so it slightly
+    over-estimates pure start-up), and each item's `wall_seconds` is its process time
+    minus that start-up (the raw time stays in `info["process_seconds"]`). A timed-out
+    item reports the time it ran.
     """
 
     kind = "command"
@@ -140,6 +148,7 @@ class CommandSystem(BaseSystem):
             raise ConfigError(f"system '{name}': `timeout` must be a positive number of seconds")
         self.timeout = float(timeout)
         self._program_sha: str | None = None
+        self.startup_seconds: float | None = None
 
     def cache_key(self) -> dict[str, Any]:
         # The program's own bytes: an upgraded binary or script regenerates the audio.
@@ -152,7 +161,21 @@ class CommandSystem(BaseSystem):
     def synthesize(self, requests: list[SynthesisRequest]) -> list[SynthesisResult]:
         return [self._one(r) for r in requests]
 
-    def _one(self, req: SynthesisRequest) -> SynthesisResult:
+    def measure_startup(self, request: SynthesisRequest, runs: int = 2) -> float | None:
+        """Seconds one call of the program costs before any real text (see the class
+        docstring); None when the probe fails (then nothing is subtracted)."""
+        probe = SynthesisRequest(utt_id="startup-probe", text="a", prompt_audio=request.prompt_audio,
+                                 prompt_text=request.prompt_text, seed=request.seed, workdir=request.workdir)
+        times = []
+        for _ in range(runs):
+            res = self._one(probe, subtract=False)
+            if res.error is not None:
+                return None
+            times.append(res.info["process_seconds"])
+        self.startup_seconds = min(times)
+        return self.startup_seconds
+
+    def _one(self, req: SynthesisRequest, subtract: bool = True) -> SynthesisResult:
         if "prompt_wav" in self.uses and req.prompt_audio is None:
             return SynthesisResult(utt_id=req.utt_id, error="no prompt audio for this utterance (the command uses {prompt_wav})")
         # Absolute: the command runs in the config's folder, not ours.
@@ -170,10 +193,17 @@ class CommandSystem(BaseSystem):
                 "utt_id": req.utt_id,
             }
             argv = [self.argv[0]] + [a.format_map(values) for a in self.argv[1:]]
+            t0 = time.perf_counter()
             err = self._run(argv)
+            elapsed = time.perf_counter() - t0
+            startup = self.startup_seconds if subtract and self.startup_seconds is not None else 0.0
             if err is not None:
-                return SynthesisResult(utt_id=req.utt_id, error=err)
-            return _result(req, _read_output(out, "command wrote no output file"))
+                res = SynthesisResult(utt_id=req.utt_id, error=err)
+            else:
+                res = _result(req, _read_output(out, "command wrote no output file"))
+            res.wall_seconds = max(0.0, elapsed - startup)
+            res.info = {**res.info, "process_seconds": elapsed}
+            return res
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -208,6 +238,7 @@ class WavDirSystem(BaseSystem):
     order, so a missing file is that item's error rather than a silent shift."""
 
     kind = "wavdir"
+    timed = False  # reads files: no synthesis time to report
 
     def __init__(self, name: str, config: dict[str, Any], base_dir: Path):
         super().__init__(name, config, base_dir)
@@ -220,7 +251,9 @@ class WavDirSystem(BaseSystem):
             raise ConfigError(f"system '{name}': `path` folder not found: {self.path}")
 
     def cache_key(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": str(self.path)}
+        # Not the folder's location: each file's sha256 is in the item fingerprint, so
+        # a moved folder (or run directory) stays cached and a changed file is re-read.
+        return {"kind": self.kind}
 
     def item_fingerprint(self, req: SynthesisRequest) -> str:
         return _file_fingerprint(self.path / f"{req.utt_id}.wav")
@@ -328,6 +361,7 @@ class GroundTruthSystem(BaseSystem):
     similarity scorer leaves that part out (``prompt_from_reference``)."""
 
     kind = "ground-truth"
+    timed = False  # the reference is read, not synthesised: no RTF
 
     def __init__(self, name: str, config: dict[str, Any], base_dir: Path):
         super().__init__(name, config, base_dir)

@@ -5,7 +5,9 @@ per run (`load`), asked to `synthesize` batches of requests, then `close`d. It
 never raises for one utterance's problem: it returns a `SynthesisResult` with
 `error` set, so the runner records a failed row and goes on. The runner times each
 `synthesize` call (wall clock, GPU synchronised) unless the result carries its own
-`wall_seconds`; batched systems should set it per item or accept the even split.
+`wall_seconds` (or `info["wall_seconds"]`); batched systems should set it per item
+or accept the even split. Systems that only read files (`timed = False`) get no
+RTF; a system with a per-call start-up cost can `measure_startup(request)` once.
 
 New kinds register with `@register_system("kind")`; baselines add "valle" and
 "halle" this way without the runner knowing them.
@@ -78,6 +80,9 @@ class BaseSystem:
 
     kind: ClassVar[str] = "base"
     batch_size: int = 1
+    # False for systems that read audio instead of synthesising it (ground truth,
+    # wavdir): their rows get no wall time and no RTF.
+    timed: ClassVar[bool] = True
 
     def __init__(self, name: str, config: dict[str, Any], base_dir: Path):
         self.name = name

@@ -1,0 +1,141 @@
+"""The plan of a run: which utterances, which systems, which scorers, on which device.
+
+`plan_run` is where everything that can be wrong with a config or manifest fails
+(exit 2), before any work. The stages (`generation`, `scoring`, `aggregate`), the
+executors and `provenance` all import `Plan` from here, so none of them imports the
+runner (which imports them).
+
+`Plan.spec` keeps the arguments the plan was made from, so an executor can rebuild
+the same plan in another process (a Ray actor) instead of pickling loaded systems.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .audio import sha256_file
+from .config import Config, _line_of
+from .data.utterance import Utterance
+from .errors import ConfigError, MissingModelError
+from .systems.base import System, build_system
+
+__all__ = ["Plan", "plan_run", "resolve_device"]
+
+
+@dataclass
+class Plan:
+    config: Config
+    out: Path
+    utterances: list[Utterance]
+    systems: list[System]
+    scorers: dict[str, Any]
+    device: str
+    force: bool = False
+    # The plan_run arguments (systems, metrics, limit, device, force): enough to
+    # rebuild this plan elsewhere from `config` and `out`.
+    spec: dict[str, Any] = field(default_factory=dict)
+    _sha_cache: dict[str, str] = field(default_factory=dict)
+
+    def file_sha(self, path: Path | None) -> str | None:
+        if path is None or not Path(path).exists():
+            return None
+        k = str(path)
+        if k not in self._sha_cache:
+            self._sha_cache[k] = sha256_file(path)
+        return self._sha_cache[k]
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            return "cpu"
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            ok = torch.cuda.is_available()
+        except ImportError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def plan_run(
+    config: Config,
+    out: Path,
+    systems: list[str] | None = None,
+    metrics: list[str] | None = None,
+    limit: int | None = None,
+    device: str | None = None,
+    force: bool = False,
+) -> Plan:
+    """Everything that can be wrong with the config or manifest fails here, before work."""
+    from .data import apply_prompt_policy, assign_buckets, read_manifest
+    from .metrics.base import build_scorer
+
+    out = Path(out)
+    for mod in config.run.plugins:
+        try:
+            importlib.import_module(mod)
+        except Exception as e:
+            raise ConfigError(f"[run] plugins: cannot import {mod!r}: {type(e).__name__}: {e}", config.path,
+                              _line_of(config.text, "plugins")) from None
+    ds = config.dataset
+    utts = read_manifest(ds.manifest, ds.format)
+    if not utts:
+        raise ConfigError("the manifest has no utterances", ds.manifest)
+    lim = limit if limit is not None else ds.limit
+    if lim is not None:
+        utts = utts[:lim]
+    utts = assign_buckets(utts, ds.buckets)
+    utts = apply_prompt_policy(utts, ds.prompt, ds.prompt_seconds, out.resolve(), config.run.seed)
+
+    sys_cfgs = list(config.systems)
+    if systems:
+        known = {s.name for s in sys_cfgs}
+        unknown = [s for s in systems if s not in known]
+        if unknown:
+            raise ConfigError(f"--systems: unknown system(s) {unknown}; the config has {sorted(known)}")
+        sys_cfgs = [s for s in sys_cfgs if s.name in systems]
+    built: list[System] = []
+    for sc in sys_cfgs:
+        try:
+            built.append(build_system(sc.name, sc.table, config.base_dir))
+        except ConfigError as e:
+            if e.path is None:
+                raise ConfigError(e.message, config.path, sc.line) from None
+            raise
+
+    met = dict(config.metrics)
+    if metrics:
+        unknown = [m for m in metrics if m not in met]
+        for m in unknown:
+            met[m] = {}  # a metric asked for on the command line but not configured: defaults
+        met = {m: met[m] for m in metrics}
+    scorers: dict[str, Any] = {}
+    for name, table in met.items():
+        try:
+            scorers[name] = build_scorer(name, table)
+        except ConfigError as e:
+            raise ConfigError(f"[metrics] {name}: {e.message}", config.path, _metric_line(config, name)) from None
+    # Preflight: every model file must be present (and match its sha256) before work.
+    for name, sc in scorers.items():
+        try:
+            sc.models()
+        except MissingModelError as e:
+            raise ConfigError(f"[metrics] {name}: {e}", config.path, _metric_line(config, name)) from None
+    spec = {"systems": systems, "metrics": metrics, "limit": limit, "device": device, "force": force}
+    return Plan(config=config, out=out, utterances=utts, systems=built, scorers=scorers,
+                device=resolve_device(device or config.run.device), force=force, spec=spec)
+
+
+def _metric_line(config: Config, name: str) -> int | None:
+    return _line_of(config.text, name, "[metrics]")
