@@ -34,6 +34,22 @@ if ((${#need_apt[@]})); then
   fi
 fi
 
+# --- Chromium (optional): the real-browser test of report.html renders the page
+# headless (tests/halle_bench/test_html.py). Installed like espeak-ng when we are root
+# with apt, so CI runs that test; elsewhere (or if apt has no usable package, e.g. a
+# snap-only Ubuntu) that one test skips. HALLE_NO_CHROMIUM=1 opts out.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+    && ! command -v google-chrome >/dev/null 2>&1 && [ "${HALLE_NO_CHROMIUM:-0}" != "1" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium with apt-get (for the HTML report's browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 \
+      || log "could not install chromium; the browser test will skip"
+  else
+    log "optional: no Chromium (the HTML report's browser test will skip); e.g. sudo apt-get install chromium"
+  fi
+fi
+
 # --- virtual environment
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
