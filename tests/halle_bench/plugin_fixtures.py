@@ -40,6 +40,13 @@ class ToneSystem(BaseSystem):
         self.silent = bool(config.get("silent", False))
         self.crash_on = str(config.get("crash_on", ""))
         self.keep = float(config.get("keep", 1.0))  # < 1: drop the end of each utterance
+        # Timing tests: report per-item seconds in `info` (0.01 s per character), and
+        # pin the system to its own device (as a model on cuda:1 would).
+        self.report_seconds = bool(config.get("report_seconds", False))
+        self.pin_device = config.get("pin_device")
+
+    def load(self, device):
+        self.device = self.pin_device or device
 
     def synthesize(self, requests):
         out = []
@@ -52,7 +59,10 @@ class ToneSystem(BaseSystem):
             t = np.arange(n) / sr
             f = 150 + (r.seed % 100)
             x = 0.0 if self.silent else 0.3
-            out.append(SynthesisResult(r.utt_id, (x * np.sin(2 * np.pi * f * t)).astype(np.float32), sr))
+            res = SynthesisResult(r.utt_id, (x * np.sin(2 * np.pi * f * t)).astype(np.float32), sr)
+            if self.report_seconds:
+                res.info = {"wall_seconds": 0.01 * len(r.text)}
+            out.append(res)
         return out
 
 
@@ -77,3 +87,12 @@ class ToyScorer(BaseScorer):
                                      "n_ref_words": n, "energy": float(np.sqrt(np.mean(it.audio ** 2))),
                                      "pos_errors": [dels], "pos_words": [n]}))
         return outs
+
+
+def loud(text, prompt_wav=None, prompt_text=None, seed=0):
+    """`python` system for the clipping test: a sine whose second half peaks at 1.5."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    x = 0.5 * np.sin(2 * np.pi * 220 * t)
+    x[sr // 2 :] *= 3.0
+    return x.astype(np.float32), sr
