@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HalleBenchError
 from .shard import item_slot
 
 if TYPE_CHECKING:
@@ -75,10 +75,15 @@ class RayExecutor:
         ray = _import_ray()
         started = False
         if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=max(self.workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+            try:
+                if self.address:
+                    ray.init(address=self.address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=max(self.workers, os.cpu_count() or 1), include_dashboard=False,
+                             log_to_driver=False)
+            except Exception as e:  # no cluster at that address, ports in use, ...
+                where = f"join the Ray cluster at {self.address!r}" if self.address else "start a local Ray cluster"
+                raise HalleBenchError(f"--executor ray: cannot {where}: {type(e).__name__}: {e}") from None
             started = True
         try:
             return self._run(ray, plan, reporter, writer, select)
