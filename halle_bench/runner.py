@@ -3,9 +3,9 @@
 Each stage reads and appends files of the run directory (architecture.md), so any
 stage can be re-run alone and a killed run resumes where it stopped:
 
-- `generation.jsonl`: one row per (system, utterance); the wav is written atomically
-  *before* its row, so a row always points at a complete file.
-- `scores.jsonl`: one row per (system, utterance, scorer).
+- `generation[.<writer>].jsonl`: one row per (system, utterance); the wav is written
+  atomically *before* its row, so a row always points at a complete file.
+- `scores[.<writer>].jsonl`: one row per (system, utterance, scorer).
 Every row carries a cache key that hashes everything that changes its result; a
 re-run skips rows whose key matches (and whose status is ok), recomputes the rest,
 and `force=True` recomputes all. Failed rows are retried on the next run: a
