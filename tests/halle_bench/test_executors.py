@@ -157,6 +157,7 @@ def _cli(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_killed_shard_resumes(tmp_path, reference):
     ref_out, _ = reference
     cfg = write_setup(tmp_path)
@@ -194,6 +195,7 @@ def test_moved_run_directory_keeps_every_row_cached(tmp_path, reference):
     pd.testing.assert_frame_equal(table(ref_out), table(dst / "out"))
 
 
+@pytest.mark.slow
 def test_ray_two_workers_equal_one_process(tmp_path, reference):
     pytest.importorskip("ray")
     ref_out, ref_summary = reference
