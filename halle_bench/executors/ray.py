@@ -98,7 +98,11 @@ class RayExecutor:
         if plan.device.startswith("cuda") and res.get("GPU", 0) > 0:
             gpus = min(1.0, float(res["GPU"]) / self.workers)
             spec["device"] = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES: the actor's GPU is cuda:0
-        cpus = min(1.0, float(res.get("CPU", 1)) / self.workers)
+        # Whole CPUs per actor (Ray then sets OMP_NUM_THREADS to it, so torch in N
+        # actors does not oversubscribe the cores); a fraction only when there are
+        # more actors than CPUs.
+        total = float(res.get("CPU", 1))
+        cpus = float(max(1, int(total // self.workers))) if total >= self.workers else total / self.workers
         actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus)(_Worker)
         out = str(Path(plan.out).resolve())
         reporter.log(f"ray: {self.workers} workers ({cpus:g} CPU, {gpus:g} GPU each), out {out}")
