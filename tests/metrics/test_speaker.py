@@ -272,12 +272,13 @@ def test_batch_equals_per_item_and_is_deterministic(speech):
     for x, y, z in zip(b, per, c):
         assert (x.error is None) == (y.error is None)
         if x.error is None:
-            for k in ("sim", "sim_ref"):
+            assert x.values == z.values  # deterministic
+            for k in ("sim", "sim_min", "sim_last", "sim_ref", "sim_ref_min", "sim_ref_last"):
                 if x.values[k] is None:
                     assert y.values[k] is None
                 else:
                     assert abs(x.values[k] - y.values[k]) < 1e-5
-                    assert x.values[k] == z.values[k]
+            assert np.allclose(x.values["pos_sim"], y.values["pos_sim"], atol=1e-5)
 
 
 def test_models_ref_records_sha(scorer):
