@@ -118,7 +118,8 @@ def _build_item(plan: Plan, cache: _AudioCache, system: System, u: Utterance, in
         prompt = cache.get(u.prompt_audio)
     return ScoreItem(system=system.name, utt_id=u.id, audio=x, sample_rate=SCORING_SR, text=u.text,
                      reference=ref, prompt=prompt, prompt_text=u.prompt_text, is_ground_truth=is_gt,
-                     duration_ref=u.duration if u.duration_source in ("audio", "manifest") else None)
+                     duration_ref=u.duration if u.duration_source in ("audio", "manifest") else None,
+                     prompt_cut=(u.prompt_start or 0.0, u.prompt_end) if u.prompt_from_reference and u.prompt_end is not None else None)
 
 
 def score(plan: Plan, reporter: Reporter, writer: str | None = None,

@@ -42,6 +42,10 @@ class ScoreItem:
     prompt_text: str | None = None
     is_ground_truth: bool = False  # the item *is* the reference audio (ceiling row)
     duration_ref: float | None = None  # reference duration in seconds, when known
+    # [start, end) seconds removed from `reference` because the prompt was cut from there
+    # (`head` policy); None otherwise. A ground-truth item's own audio lost the same span
+    # when its scorer takes the prompt (`needs`/`uses` holds "prompt").
+    prompt_cut: tuple[float, float] | None = None
 
 
 @dataclass

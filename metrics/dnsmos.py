@@ -2,25 +2,28 @@
 
 The maths follows Microsoft's reference `dnsmos_local.py` (which `speechmos.dnsmos`
 copies): the clip is cut into 9.01 s windows (`WINDOW_SAMPLES` = 144160 samples at
-16 kHz) every `hop` seconds (1 s in the reference); each window goes through the
+16 kHz) every `hop` seconds (1 s in the reference; `[metrics] quality` `hop_seconds`);
+each window goes through the
 P.835 network (raw waveform in, three raw scores out, then a fixed cubic/quadratic
 polynomial per dimension) and through the P.808 network (a 120-band log-mel of
 the window minus its last 160 samples, 900 frames); the clip's scores are the
-means over its windows.
+means over its windows, and the per-window OVRL goes to `quality_min`, `quality_last`
+and `pos_quality` (see `quality_windows`).
 
 Decisions where we differ from, or pin down, the reference:
 
-* **Short clips** are padded as the reference does: the clip is doubled
-  (`np.append(x, x)`) until it is at least one window long; windows are then cut
-  from the doubled signal, which may hold more than one window.
-* **Window count**: windows lie within the clip's whole seconds,
-  `n = max(1, floor((floor(len/sr)*sr - win) / hop) + 1)`; for hop = 1 s this is
-  the reference's `int(floor(len/sr) - 9.01) + 1`.
-* **Window starts** are integers (`k * hop_samples`). The reference computes the
-  end as `int((k + 9.01) * sr)` in floating point, which for k = 7..23, 119..121,
-  ... rounds down to a 144159-sample window that it then *skips*. We score every
-  window, so clips longer than 16 s (k >= 7) differ from `speechmos.dnsmos.run`
-  slightly; clips up to 16 s agree (parity test).
+* **Windows cover the whole clip** (`quality_windows.cover_starts`): starts every
+  `hop` seconds while a window fits, then one more window ending exactly at the clip's
+  end. The reference keeps windows within the clip's whole seconds, so with its 1 s
+  hop up to 9 s of the tail (with non-overlapping windows, 8.9 s of a 17.9 s clip) was
+  never scored. Each window we share with the reference (starts at whole seconds)
+  gives the reference's scores (parity test); the clip's mean differs by the added
+  end window. The reference also computes a window's end as `int((k + 9.01) * sr)` in
+  floating point, which for k = 7..23, 119..121, ... rounds down to a 144159-sample
+  window that it then *skips*; we score every window.
+* **Short clips** (not longer than one window) are padded as the reference does (the
+  clip doubled, `np.append(x, x)`, until it is one window long) and scored *once*:
+  the first window of the padded clip.
 * **Samples outside [-1, 1]** (the reference raises) are clipped, as writing the
   audio to a 16-bit wav would do.
 * **Determinism and batch invariance**: every window is computed on its own, with
@@ -36,8 +39,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
+
+from halle_bench.errors import ConfigError
+from halle_bench.models import resolve
+
+from .base import ModelRef
+from .quality_registry import DNSMOS_P808, DNSMOS_P835, register_quality_model
+from .quality_windows import WindowScores, cover_starts
 
 SR = 16000
 WINDOW_SECONDS = 9.01
@@ -52,11 +63,14 @@ POLY_OVRL = (-0.06766283, 1.11546468, 0.04602535)
 
 @dataclass(frozen=True)
 class DnsmosScores:
-    sig: float
+    sig: float  # means over the windows
     bak: float
     ovrl: float
     p808: float
     n_windows: int
+    windows: tuple[tuple[float, float, float, float], ...] = ()  # (sig, bak, ovrl, p808) per window
+    starts: tuple[int, ...] = ()  # window start samples
+    n_samples: int = 0  # the clip's length before padding
 
 
 def pad_like_reference(x: np.ndarray, win: int = WINDOW_SAMPLES) -> np.ndarray:
@@ -69,23 +83,22 @@ def pad_like_reference(x: np.ndarray, win: int = WINDOW_SAMPLES) -> np.ndarray:
 
 
 def window_starts(n_samples: int, sr: int = SR, hop_seconds: float = 1.0, win: int = WINDOW_SAMPLES) -> list[int]:
-    """Integer start samples of the windows of an (already padded) clip."""
+    """Integer start samples of the windows of a clip (see the module docstring)."""
     hop = int(round(hop_seconds * sr))
     if hop <= 0:
         raise ValueError("hop_seconds must be positive")
-    whole = (n_samples // sr) * sr  # windows stay within the clip's whole seconds
-    n = max(1, (whole - win) // hop + 1) if whole >= win else 1
-    return [k * hop for k in range(n)]
+    return cover_starts(n_samples, win, hop)
 
 
-def clip_windows(x: np.ndarray, sr: int = SR, hop_seconds: float = 1.0) -> np.ndarray:
-    """(n_windows, WINDOW_SAMPLES) float32 windows of a clip, reference padding applied."""
+def clip_windows(x: np.ndarray, sr: int = SR, hop_seconds: float = 1.0) -> tuple[np.ndarray, list[int]]:
+    """(n_windows, WINDOW_SAMPLES) float32 windows of a clip and their start samples;
+    a clip not longer than one window is padded as the reference does, scored once."""
     if sr != SR:
         raise ValueError(f"DNSMOS needs {SR} Hz audio, got {sr}")
     x = np.clip(np.asarray(x, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    x = pad_like_reference(x)
     starts = window_starts(x.size, sr, hop_seconds)
-    return np.stack([x[s : s + WINDOW_SAMPLES] for s in starts])
+    x = pad_like_reference(x)
+    return np.stack([x[s : s + WINDOW_SAMPLES] for s in starts]), starts
 
 
 def p808_features(window: np.ndarray) -> np.ndarray:
@@ -147,8 +160,8 @@ class Dnsmos:
         thread-safe and releases the GIL). Each window is still computed alone, so
         the numbers are the same for any thread count; only the wall time changes.
         """
-        wins = [clip_windows(x, sr, self.hop_seconds) for x in clips]
-        flat = [w for ws in wins for w in ws]
+        cut = [clip_windows(x, sr, self.hop_seconds) for x in clips]
+        flat = [w for ws, _ in cut for w in ws]
         if self.threads > 1 and len(flat) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -157,8 +170,57 @@ class Dnsmos:
         else:
             per_window = [self.score_window(w) for w in flat]
         out, i = [], 0
-        for ws in wins:
-            m = np.array(per_window[i : i + len(ws)], dtype=np.float64).mean(axis=0)
+        for x, (ws, starts) in zip(clips, cut):
+            rows = per_window[i : i + len(ws)]
+            m = np.array(rows, dtype=np.float64).mean(axis=0)
             i += len(ws)
-            out.append(DnsmosScores(sig=float(m[0]), bak=float(m[1]), ovrl=float(m[2]), p808=float(m[3]), n_windows=len(ws)))
+            out.append(DnsmosScores(
+                sig=float(m[0]), bak=float(m[1]), ovrl=float(m[2]), p808=float(m[3]), n_windows=len(ws),
+                windows=tuple(rows), starts=tuple(starts), n_samples=int(np.asarray(x).size),
+            ))
+        return out
+
+
+@register_quality_model("dnsmos")
+class DnsmosModel:
+    """The `dnsmos` entry of the quality registry: OVRL per window is the headline."""
+
+    name: ClassVar[str] = "dnsmos"
+    label: ClassVar[str] = "dnsmos-p835-ovrl"
+    config_keys: ClassVar[frozenset[str]] = frozenset({"hop_seconds", "threads"})
+    extra_columns: ClassVar[dict[str, bool]] = {"dnsmos_sig": True, "dnsmos_bak": True, "dnsmos_ovrl": True, "dnsmos_p808": True}
+
+    def __init__(self, config: dict[str, Any], model_path: str | None = None):
+        try:
+            self.hop_seconds = float(config.get("hop_seconds", 1.0))
+            self.threads = int(config.get("threads", 1))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"metrics.quality: bad number: {e}") from None
+        if self.hop_seconds <= 0 or self.threads < 1:
+            raise ConfigError("metrics.quality: hop_seconds must be > 0 and threads >= 1")
+        self.model_path = model_path
+        self._model: Dnsmos | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"hop_seconds": self.hop_seconds}  # threads: not here, it never changes a number
+
+    def models(self) -> list[ModelRef]:
+        base = Path(self.model_path).expanduser() if self.model_path else None
+        p835 = resolve(DNSMOS_P835, base / DNSMOS_P835.filename if base else None)
+        p808 = resolve(DNSMOS_P808, base / DNSMOS_P808.filename if base else None)
+        return [ModelRef(DNSMOS_P835.name, DNSMOS_P835.sha256 or "", str(p835)),
+                ModelRef(DNSMOS_P808.name, DNSMOS_P808.sha256 or "", str(p808))]
+
+    def load(self, device: str) -> None:
+        p835, p808 = self.models()
+        self._model = Dnsmos(p835.path, p808.path, hop_seconds=self.hop_seconds, threads=self.threads)
+
+    def score_clips(self, clips: list[np.ndarray]) -> list[WindowScores | str]:
+        if self._model is None:
+            self.load("cpu")
+        out: list[WindowScores | str] = []
+        for s in self._model.score_many(clips, SR):  # all windows of the batch in one pool
+            extra = {"dnsmos_sig": s.sig, "dnsmos_bak": s.bak, "dnsmos_ovrl": s.ovrl, "dnsmos_p808": s.p808,
+                     "dnsmos_windows": s.n_windows}
+            out.append(WindowScores(tuple(w[2] for w in s.windows), s.starts, WINDOW_SAMPLES, s.n_samples, extra))
         return out

@@ -28,6 +28,17 @@ of frames. An all-silent clip has no speech and no pauses.
 
 `truncated` is ratio < `truncated_below` (0.6), `overrun` ratio > `overrun_above`
 (1.67, about 1/0.6); both configurable.
+
+**Same span** (`head` prompt policy): the prompt is the reference's own first seconds
+and the runner hands the reference (and the ground-truth row's audio) over with that
+part removed, while a system speaks the whole text. Durations must compare like with
+like, so when the item says which span was cut (`prompt_cut`) the prompt audio is put
+back in its place: the reference, and the ground-truth row's audio, cover the whole
+text again (an output equal to the reference gets ratio 1.0, not 2.6 and `overrun`),
+and the ground-truth row's pauses are those of the whole reference. Without the prompt
+audio the reference cannot be restored: a system's ratio then uses the reference
+duration (basis 2), and the ground-truth row compares its cut audio with the cut
+reference.
 """
 
 from __future__ import annotations
@@ -128,13 +139,18 @@ def pause_wasserstein(system_pauses: Sequence[float], gt_pauses: Sequence[float]
     return wasserstein_1d(s, g)
 
 
+def restore_cut(audio: np.ndarray, prompt: np.ndarray, start_s: float, sr: int = SCORING_SR) -> np.ndarray:
+    """`audio` with `prompt` put back at `start_s` (the span the runner cut out)."""
+    a = min(len(audio), max(0, int(round(start_s * sr))))
+    return np.concatenate([audio[:a], np.asarray(prompt, dtype=np.float32).reshape(-1), audio[a:]])
+
+
 @register_scorer("longform")
 class LongformScorer(BaseScorer):
     name: ClassVar[str] = "longform"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: head policy compares over the same span (prompt put back)
     higher_is_better: ClassVar[dict[str, bool]] = {}  # diagnostics: no direction
     # All optional: used when the runner has them (see the duration ratio order).
-    # All optional: the duration ratio uses the reference, else the prompt's speaking rate.
     uses: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE, NEEDS_PROMPT, NEEDS_TEXT})
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -173,6 +189,16 @@ class LongformScorer(BaseScorer):
             return ScoreOutput(error="longform: audio contains NaN/inf samples")
         if item.sample_rate != SCORING_SR:
             x = resample(x, item.sample_rate, SCORING_SR)
+        reference = item.reference
+        if item.prompt_cut is not None:  # head policy: compare over the whole text (docstring)
+            if item.prompt is not None:
+                start = item.prompt_cut[0]
+                if reference is not None:
+                    reference = restore_cut(np.asarray(reference, dtype=np.float32), item.prompt, start)
+                if item.is_ground_truth:
+                    x = restore_cut(x, item.prompt, start)
+            elif not item.is_ground_truth:
+                reference = None
         gen = self._analyse(x)
         v: dict[str, Any] = {
             "pauses": gen.pauses,
@@ -182,8 +208,8 @@ class LongformScorer(BaseScorer):
             "audio_seconds": x.size / SCORING_SR,
         }
         ratio, basis = None, None
-        if item.reference is not None and np.asarray(item.reference).size:
-            ref = self._analyse(np.asarray(item.reference, dtype=np.float32))
+        if reference is not None and np.asarray(reference).size:
+            ref = self._analyse(np.asarray(reference, dtype=np.float32))
             v["ref_pauses"] = ref.pauses
             if ref.active_seconds > 0:
                 ratio, basis = gen.active_seconds / ref.active_seconds, "reference"

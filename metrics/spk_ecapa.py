@@ -30,7 +30,8 @@ import numpy as np
 from halle_bench.errors import CheckpointError, MissingModelError
 from halle_bench.weights import load_state_strict, torch_load
 
-from .speaker import run_grouped
+from .spk_registry import register_speaker_model
+from .spk_windows import run_grouped
 
 EMBEDDING_FILE = "embedding_model.ckpt"
 HPARAMS_FILE = "hyperparams.yaml"
@@ -148,8 +149,9 @@ def build_embedding_model(hp: EcapaHparams):
     )
 
 
+@register_speaker_model("ecapa")
 class EcapaEncoder:
-    """Thin owner of the loaded ECAPA-TDNN; implements `speaker.SpeakerEncoder`."""
+    """Thin owner of the loaded ECAPA-TDNN; implements `spk_registry.SpeakerEncoder`."""
 
     name = "ecapa"
 
@@ -182,6 +184,11 @@ class EcapaEncoder:
         model = build_embedding_model(hp)
         load_state_strict(model, state, "ecapa", ckpt)
         return cls(model, hp, device=device, batch=batch)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", batch: int = 64) -> "EcapaEncoder":
+        """`path` is the folder's embedding_model.ckpt (spk_registry.weights_path)."""
+        return cls.from_folder(Path(path).parent, device=device, batch=batch)
 
     def prepare(self, audio: np.ndarray) -> np.ndarray:
         return np.asarray(audio, dtype=np.float32)  # speechbrain applies no trimming or gain

@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from halle_bench.errors import CheckpointError
 from halle_bench.weights import load_state_strict, torch_load
 
-from .speaker import run_grouped
+from .spk_registry import register_speaker_model
+from .spk_windows import run_grouped
 
 SR = 16000
 N_FFT = 400  # 25 ms
@@ -144,8 +146,9 @@ def _build_module():
     return GE2EEncoder()
 
 
+@register_speaker_model("resemblyzer")
 class ResemblyzerEncoder:
-    """Thin owner of the loaded GE2E network; implements `speaker.SpeakerEncoder`."""
+    """Thin owner of the loaded GE2E network; implements `spk_registry.SpeakerEncoder`."""
 
     name = "resemblyzer"
 
@@ -159,12 +162,14 @@ class ResemblyzerEncoder:
         ckpt = torch_load(path, "resemblyzer")
         state = ckpt.get("model_state", ckpt) if isinstance(ckpt, dict) else None
         if not isinstance(state, dict):
-            from .speaker import CheckpointError
-
             raise CheckpointError(f"resemblyzer: {path} holds no state dict")
         module = _build_module()
         load_state_strict(module, state, "resemblyzer", path, ignore_prefixes=IGNORED_KEYS)
         return cls(module, device=device, batch=batch)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", batch: int = 64) -> "ResemblyzerEncoder":
+        return cls.from_checkpoint(path, device=device, batch=batch)
 
     def prepare(self, audio: np.ndarray) -> np.ndarray:
         return trim_silences(normalize_volume(np.asarray(audio, dtype=np.float32)))

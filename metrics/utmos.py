@@ -26,8 +26,13 @@ Decisions:
   with its batch-mates; here a score depends on the clip only. For the same reason
   the encoder does not pad odd frame counts to a multiple of 2 (the original pads
   one frame and masks it out of attention, which is the same computation).
-* Long clips are scored whole (as F5-TTS's evaluation does); attention memory grows
-  with the square of the length (about 1 GB per layer at 180 s).
+* **Windows** (`UtmosModel`, the `utmos` entry of the quality registry): a clip is
+  scored in `window_seconds` (10 s) windows every `hop_seconds` (= window), the last
+  one ending at the clip's end (`quality_windows.cover_starts`); `quality` is their
+  mean, and `quality_min` / `quality_last` / `pos_quality` come from them. A clip not
+  longer than one window is scored whole, exactly as F5-TTS's evaluation scores its
+  (short) clips; on long clips this also bounds attention memory, which grows with the
+  square of the length (about 1 GB per layer for a whole 180 s clip).
 """
 
 from __future__ import annotations
@@ -35,13 +40,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from halle_bench.errors import CheckpointError, MissingModelError
+from halle_bench.errors import CheckpointError, ConfigError, MissingModelError
+from halle_bench.models import check_sha256, resolve
 from halle_bench.weights import load_state_strict, torch_load
+
+from .base import ModelRef
+from .quality_registry import UTMOS22, register_quality_model
+from .quality_windows import WindowScores, cover_starts
 
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)
@@ -252,3 +265,58 @@ def load_utmos(path: str | Path, device: str = "cpu") -> Utmos:
     model = UTMOS22Strong(cfg)
     load_state_strict(model, sd, "utmos22-strong", p)
     return Utmos(model, device)
+
+
+@register_quality_model("utmos")
+class UtmosModel:
+    """The `utmos` entry of the quality registry: UTMOS per window (see the docstring)."""
+
+    name: ClassVar[str] = "utmos"
+    label: ClassVar[str] = UTMOS22.name
+    config_keys: ClassVar[frozenset[str]] = frozenset({"window_seconds", "hop_seconds"})
+    extra_columns: ClassVar[dict[str, bool]] = {"utmos": True}
+
+    def __init__(self, config: dict[str, Any], model_path: str | None = None):
+        try:
+            self.window_seconds = float(config.get("window_seconds", 10.0))
+            hop = config.get("hop_seconds")
+            self.hop_seconds = float(hop) if hop is not None else self.window_seconds
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"metrics.quality: bad number: {e}") from None
+        if not (self.window_seconds >= 1.0 and 0 < self.hop_seconds <= self.window_seconds):
+            raise ConfigError("metrics.quality (utmos): need window_seconds >= 1 and 0 < hop_seconds <= window_seconds")
+        self.model_path = model_path
+        self._ref: ModelRef | None = None
+        self._model: Utmos | None = None
+        self.device = "cpu"
+
+    def settings(self) -> dict[str, Any]:
+        return {"window_seconds": self.window_seconds, "hop_seconds": self.hop_seconds}
+
+    def models(self) -> list[ModelRef]:
+        if self._ref is None:
+            p = resolve(UTMOS22, self.model_path)
+            self._ref = ModelRef(UTMOS22.name, check_sha256(p, None, UTMOS22.name), str(p))
+        return [self._ref]
+
+    def load(self, device: str) -> None:
+        self.device = device
+        try:
+            self._model = load_utmos(self.models()[0].path, device=device)
+        except CheckpointError as e:  # a corrupt file, or not a UTMOS22-strong state dict
+            raise ConfigError(f"metrics.quality.model_path: {e}") from None
+
+    def score_clips(self, clips: list[np.ndarray]) -> list[WindowScores | str]:
+        if self._model is None:
+            self.load(self.device)
+        win, hop = int(round(self.window_seconds * 16000)), int(round(self.hop_seconds * 16000))
+        out: list[WindowScores | str] = []
+        for x in clips:
+            starts = cover_starts(x.size, win, hop)
+            try:  # each window alone, at its own length: no padding, batch-invariant
+                scores = tuple(self._model.score(x[s : s + win]) for s in starts)
+            except ValueError as e:  # too short for the conv stack
+                out.append(f"quality: {e}")
+                continue
+            out.append(WindowScores(scores, tuple(starts), win, int(x.size), {"utmos": float(np.mean(scores))}))
+        return out

@@ -15,8 +15,11 @@
   is None then and systems that need a transcript must handle it.
 - ``head``: the first ``seconds`` of the utterance's own reference audio, with
   ``prompt_from_reference=True, prompt_start=0, prompt_end=seconds`` so similarity
-  scoring can leave the prompt part out. A reference not longer than ``seconds``
-  leaves nothing to generate and gets no prompt. ``prompt_text`` is None (same reason).
+  scoring can leave the prompt part out. The system still speaks the whole text, so
+  durations are compared over the whole reference: the long-form scorer puts the prompt
+  back in front of the cut reference (``ScoreItem.prompt_cut``). A reference not longer
+  than ``seconds`` leaves nothing to generate and gets no prompt. ``prompt_text`` is None
+  (same reason).
 
 Prompt files are written as mono 16-bit wavs at the source's own sample rate under
 ``workdir/prompts/<policy>/<id>.wav`` (same input, same bytes: cache keys hash them).

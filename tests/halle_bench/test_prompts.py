@@ -119,3 +119,42 @@ def test_bad_policy_and_seconds(corpus, tmp_path):
         apply_prompt_policy(corpus, "random", 3.0, tmp_path, 0)
     with pytest.raises(ConfigError, match="positive"):
         apply_prompt_policy(corpus, "head", 0, tmp_path, 0)
+
+
+def test_head_policy_run_compares_durations_over_the_same_span(tmp_path, speech):
+    """Through the runner: with `head` prompts, a system whose outputs equal the references
+    and the ground-truth row both get duration_ratio ~1 and no overrun."""
+    import csv
+
+    import pandas as pd
+
+    from halle_bench.audio import save_audio
+    from halle_bench.cli import main
+
+    folder, outs = tmp_path / "corpus", tmp_path / "outs"
+    folder.mkdir()
+    outs.mkdir()
+    texts = ["The cat sat on the mat and looked at the door.",
+             "A quick brown fox jumps over the lazy dog near the river bank, then it runs home."]
+    with open(folder / "metadata.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "text", "speaker_id"])
+        for i, t in enumerate(texts):
+            x = speech(t, voice="en-gb")
+            save_audio(folder / f"u{i}.wav", x, SR)
+            save_audio(outs / f"u{i}.wav", x, SR)  # a "system" that returns the reference
+            w.writerow([f"u{i}.wav", t, "spk"])
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(
+        '[dataset]\nmanifest = "corpus"\nformat = "audiofolder"\nbuckets = [0, 30]\n'
+        'prompt = "head"\nprompt_seconds = 1.5\n\n'
+        '[[systems]]\nname = "gt"\nkind = "ground-truth"\n\n'
+        '[[systems]]\nname = "copy"\nkind = "wavdir"\npath = "outs"\n\n'
+        '[metrics]\nlongform = {}\n\n[run]\nn_boot = 50\n'
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
+    utt = pd.read_csv(out / "utterances.csv", dtype={"id": str})
+    assert (utt.status == "ok").all() and len(utt) == 4
+    assert utt.duration_ratio.tolist() == pytest.approx([1.0] * 4, abs=0.02)
+    assert not utt.overrun.astype(bool).any() and not utt.truncated.astype(bool).any()

@@ -31,43 +31,68 @@ def test_padding_doubles_short_clips():
     "seconds",
     [9.02, 9.5, 10.0, 10.5, 12.0, 16.3, 30.0, 60.7, 181.2],
 )
-def test_window_count_matches_reference_formula(seconds):
+def test_windows_are_the_references_plus_one_ending_at_the_clip_end(seconds):
     n = int(round(seconds * 16000))
     ref = int(np.floor(n / 16000) - 9.01) + 1  # dnsmos_local.py's num_hops
     starts = window_starts(n)
-    assert len(starts) == ref
-    assert starts[-1] + WINDOW_SAMPLES <= n
+    assert starts[:ref] == [k * 16000 for k in range(ref)]  # the reference's windows, all kept
+    grid = [s for s in starts if s % 16000 == 0]  # every whole-second start that fits the clip
+    assert grid == [k * 16000 for k in range((n - WINDOW_SAMPLES) // 16000 + 1)]
+    assert starts[-1] + WINDOW_SAMPLES == n  # the last window ends exactly at the clip's end
+    assert len(starts) - len(grid) <= 1 and all(b > a for a, b in zip(starts, starts[1:]))
+
+
+def test_short_clip_is_one_padded_window():
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, 16000 * 3).astype(np.float32)
+    w, starts = clip_windows(x)
+    assert starts == [0] and w.shape == (1, WINDOW_SAMPLES)
+    assert np.array_equal(w[0], pad_like_reference(x)[:WINDOW_SAMPLES])
+    assert window_starts(WINDOW_SAMPLES) == [0]
 
 
 def test_windows_cover_clip_with_hop():
     x = np.random.default_rng(0).uniform(-0.5, 0.5, 16000 * 20).astype(np.float32)
-    w = clip_windows(x, hop_seconds=2.0)
-    assert w.shape == (6, WINDOW_SAMPLES)  # starts 0,2,...,10 s; 10+9.01 <= 20
+    w, starts = clip_windows(x, hop_seconds=2.0)
+    # starts 0,2,...,10 s (10 + 9.01 <= 20), then one ending at 20 s
+    assert starts == [k * 32000 for k in range(6)] + [16000 * 20 - WINDOW_SAMPLES]
+    assert w.shape == (7, WINDOW_SAMPLES)
     assert np.array_equal(w[3], x[96000 : 96000 + WINDOW_SAMPLES])
+    assert np.array_equal(w[-1], x[-WINDOW_SAMPLES:])
+    # non-overlapping windows (the demo's hop): a 17.9 s clip's tail is now scored
+    n = int(17.9 * 16000)
+    assert window_starts(n, hop_seconds=9.01) == [0, n - WINDOW_SAMPLES]
 
 
-@pytest.mark.parametrize("seconds", [3.0, 7.5, 12.5, 15.5])
-def test_parity_with_speechmos(model, speech, seconds):
-    """Clips up to 16 s, where the reference skips no window (see module docstring)."""
+@pytest.mark.parametrize("seconds", [7.5, 12.5, 15.5])
+def test_parity_with_speechmos_per_window(model, speech, seconds):
+    """Every window the reference scores is one of ours with the same scores; the clip's
+    mean differs only by what the reference leaves out (padding copies, the tail)."""
     from speechmos import dnsmos as ref
 
     x = np.tile(speech(TEXT), 3)[: int(seconds * 16000)]
-    ours = model.score(x)
     theirs = ref.run(x, 16000)
-    assert ours.ovrl == pytest.approx(float(theirs["ovrl_mos"]), abs=1e-4)
-    assert ours.sig == pytest.approx(float(theirs["sig_mos"]), abs=1e-4)
-    assert ours.bak == pytest.approx(float(theirs["bak_mos"]), abs=1e-4)
-    assert ours.p808 == pytest.approx(float(theirs["p808_mos"]), abs=1e-4)
+    padded = pad_like_reference(np.clip(x, -1, 1))
+    n_ref = int(np.floor(padded.size / 16000) - 9.01) + 1
+    per = np.array([model.score_window(padded[k * 16000 : k * 16000 + WINDOW_SAMPLES]) for k in range(n_ref)])
+    for j, key in enumerate(("sig_mos", "bak_mos", "ovrl_mos", "p808_mos")):
+        assert per[:, j].mean() == pytest.approx(float(theirs[key]), abs=1e-4)
+    ours = model.score(x)
+    if x.size > WINDOW_SAMPLES:  # our first n_ref windows are the reference's
+        assert np.allclose(np.array(ours.windows[:n_ref]), per, atol=1e-9)
+        assert ours.starts[-1] + WINDOW_SAMPLES == x.size
+    else:  # a short clip: the reference's first window only
+        assert ours.n_windows == 1 and np.allclose(ours.windows[0], per[0], atol=1e-9)
+    assert ours.ovrl == pytest.approx(np.mean([w[2] for w in ours.windows]), abs=1e-12)
 
 
 def test_reference_difference_is_its_skipped_windows(model, speech):
     """On an 18 s clip the reference drops windows 7 and 8 (float rounding of their end);
-    averaging our per-window scores without them reproduces it exactly."""
+    averaging our per-window scores of its windows without them reproduces it exactly."""
     from speechmos import dnsmos as ref
 
     x = np.tile(speech(TEXT), 3)[: 18 * 16000]
-    wins = clip_windows(x)
-    assert len(wins) == 9
+    wins, starts = clip_windows(x)
+    assert starts == [k * 16000 for k in range(9)] + [18 * 16000 - WINDOW_SAMPLES]
     per = np.array([model.score_window(w) for w in wins])
     kept = [k for k in range(9) if int((k + 9.01) * 16000) - k * 16000 == WINDOW_SAMPLES]
     assert kept == [0, 1, 2, 3, 4, 5, 6]

@@ -122,3 +122,37 @@ def test_scorer_errors_and_config():
     assert "empty" in out[0].error and "NaN" in out[1].error and out[2].error is None
     with pytest.raises(ConfigError):
         build_scorer("longform", {"overrun_above": 0.9})
+
+
+def test_head_policy_compares_the_same_span():
+    """`head` policy: the reference arrives without its first seconds (the prompt), the
+    system spoke the whole text. An output equal to the reference is ratio 1 (it was
+    9.9 s / 7.1 s = 1.39 here before the prompt was put back; 2.6 and `overrun` on the
+    demo's short clips)."""
+    full = build([gap(0.2), tone(3.0), gap(0.5), tone(3.0), gap(0.4), tone(3.0), gap(0.3)])  # 10.4 s
+    cut = 3 * 16000  # the first 3 s are the prompt
+    prompt, ref_cut = full[:cut], full[cut:]
+    s = build_scorer("longform", {})
+    sys_item = _item(full.copy(), reference=ref_cut, prompt=prompt, prompt_cut=(0.0, 3.0), duration_ref=10.4)
+    gt_item = _item(ref_cut.copy(), reference=ref_cut, prompt=prompt, prompt_cut=(0.0, 3.0), is_ground_truth=True)
+    half = _item(full[: len(full) // 2].copy(), reference=ref_cut, prompt=prompt, prompt_cut=(0.0, 3.0))
+    v_sys, v_gt, v_half = (o.values for o in s.score([sys_item, gt_item, half]))
+    assert v_sys["duration_basis"] == "reference" and v_sys["duration_ratio"] == pytest.approx(1.0)
+    assert v_sys["overrun"] is False and v_sys["truncated"] is False
+    # the ground-truth row is restored too: the same values as the system that equals it
+    assert v_gt["duration_ratio"] == pytest.approx(1.0) and v_gt["audio_seconds"] == pytest.approx(10.4)
+    assert v_gt["pauses"] == v_sys["pauses"] == pytest.approx([0.5, 0.4])
+    assert v_half["duration_ratio"] == pytest.approx(5.0 / 10.0, abs=0.01) and v_half["truncated"]
+    # without the prompt audio the reference cannot be restored: a system falls back to
+    # the reference duration instead of comparing the whole output with a cut reference
+    no_prompt = _item(full.copy(), reference=ref_cut, prompt_cut=(0.0, 3.0), duration_ref=10.4)
+    v = s.score([no_prompt])[0].values
+    assert v["duration_basis"] == "reference-duration" and v["duration_ratio"] == pytest.approx(1.0)
+
+
+def test_restore_cut_puts_the_span_back():
+    from halle_bench.metrics.longform import restore_cut
+
+    x = np.arange(10, dtype=np.float32)
+    assert np.array_equal(restore_cut(np.r_[x[:2], x[5:]], x[2:5], 2 / 16000), x)
+    assert np.array_equal(restore_cut(x[3:], x[:3], 0.0), x)

@@ -97,3 +97,48 @@ def test_threads_do_not_change_scores(speech):
     a = build_scorer("quality", {"threads": 1}).score(items)
     b = build_scorer("quality", {"threads": 2}).score(items)
     assert [o.values for o in a] == [o.values for o in b]
+
+
+def test_noise_tail_lowers_quality_last_and_min(speech):
+    """40 s of speech whose last 3.5 s are noise. With non-overlapping windows (the demo's
+    hop) the old windows stopped at 36.04 s and never heard it; now the last window ends
+    at the clip's end, so quality_last and quality_min fall while quality stays between."""
+    sr = 16000
+    x = np.tile(np.concatenate([speech(t, voice=v) for _, t, v in [
+        ("a", "Hello there, this is the first test sentence.", "en-us"),
+        ("b", "A much longer second item, spoken by another voice, with several clauses in it.", "en-us"),
+    ]]), 8)[: 40 * sr]
+    noisy = x.copy()
+    tail = 3.5 * sr
+    rng = np.random.default_rng(0)
+    noisy[-int(tail):] = rng.standard_normal(int(tail)).astype(np.float32) * float(np.sqrt(np.mean(x**2)))
+    s = build_scorer("quality", {"model": "dnsmos", "hop_seconds": 9.01})
+    clean, bad = (o.values for o in s.score([ScoreItem("s", "clean", audio=x), ScoreItem("s", "bad", audio=noisy)]))
+    assert clean["dnsmos_windows"] == bad["dnsmos_windows"] == 5  # 0, 9.01, 18.02, 27.03 s and one ending at 40 s
+    assert bad["quality_last"] < clean["quality_last"] - 0.25  # measured: 3.03 -> 2.71
+    assert bad["quality_min"] == bad["quality_last"] < bad["quality"] < clean["quality"]
+    assert clean["quality_min"] <= clean["quality_last"] and clean["quality_min"] <= clean["quality"]
+    # 40 s -> two 30 s slices; the second holds the windows centred at 31.5 s (ends at
+    # 36.04 s, before the noise) and 35.5 s (the end window): only the latter changed
+    assert len(bad["pos_quality"]) == 2
+    shift = bad["pos_quality"][1] - clean["pos_quality"][1]
+    assert shift == pytest.approx((bad["quality_last"] - clean["quality_last"]) / 2, abs=1e-9)
+    assert bad["pos_quality"][0] == pytest.approx(clean["pos_quality"][0], abs=1e-9)  # same first 30 s
+    assert all(type(v) is float for v in bad["pos_quality"])
+
+
+def test_unknown_key_names_the_known_ones():
+    with pytest.raises(ConfigError, match="window_seconds"):
+        build_scorer("quality", {"model": "dnsmos", "window_seconds": 5})  # a utmos key
+    with pytest.raises(ConfigError, match="hop_seconds"):
+        build_scorer("quality", {"model": "dnsmos", "hop_seconds": 0})
+
+
+def test_quality_models_are_registered_by_name():
+    from halle_bench.metrics.quality_registry import quality_backend, quality_model_names
+
+    assert quality_model_names() == ["dnsmos", "utmos"]
+    assert quality_backend("dnsmos").label == "dnsmos-p835-ovrl"
+    assert quality_backend("utmos").label == "utmos22-strong"
+    s = build_scorer("quality", {})
+    assert s.settings() == {"model": "dnsmos", "position_seconds": 30.0, "hop_seconds": 1.0}

@@ -15,6 +15,7 @@ from halle_bench.metrics.speaker import (
     WindowConfig,
     cosine,
     embed_utterances,
+    embed_windowed,
     pool_embeddings,
     run_grouped,
     window_bounds,
@@ -34,7 +35,8 @@ TEXT_C = "A journey of a thousand miles begins with a single careful step forwar
     "n_s, window, hop, expected",
     [
         (25.0, 10.0, None, [(0, 10), (10, 20), (20, 25)]),  # 5 s tail kept
-        (20.5, 10.0, None, [(0, 10), (10, 20)]),  # 0.5 s tail dropped
+        (20.5, 10.0, None, [(0, 10), (10, 20.5)]),  # 0.5 s tail joins the last window
+        (15.5, 10.0, 5.0, [(0, 10), (5, 15), (10, 15.5)]),  # overlapping: the last ends at the end
         (0.5, 10.0, None, [(0, 0.5)]),  # a lone short window is kept
         (10.0, 10.0, None, [(0, 10)]),
         (16.0, 10.0, 5.0, [(0, 10), (5, 15), (10, 16)]),  # overlapping; stop at the end
@@ -270,14 +272,154 @@ def test_batch_equals_per_item_and_is_deterministic(speech):
     for x, y, z in zip(b, per, c):
         assert (x.error is None) == (y.error is None)
         if x.error is None:
-            for k in ("sim", "sim_ref"):
+            assert x.values == z.values  # deterministic
+            for k in ("sim", "sim_min", "sim_last", "sim_ref", "sim_ref_min", "sim_ref_last"):
                 if x.values[k] is None:
                     assert y.values[k] is None
                 else:
                     assert abs(x.values[k] - y.values[k]) < 1e-5
-                    assert x.values[k] == z.values[k]
+            assert np.allclose(x.values["pos_sim"], y.values["pos_sim"], atol=1e-5)
 
 
 def test_models_ref_records_sha(scorer):
     (ref,) = scorer.models()
     assert ref.name == "resemblyzer" and len(ref.sha256) == 64
+
+
+# ---------------------------------------------------------------- windows: mean of cosines, min, last
+
+
+def test_window_similarity_is_mean_of_window_cosines():
+    from halle_bench.metrics.spk_windows import window_similarity
+
+    target = np.array([1.0, 0.0, 0.0])
+    a = np.array([0.8, 0.6, 0.0])  # cosine 0.8 with the target
+    b = np.array([0.4, 0.0, np.sqrt(1 - 0.16)])  # cosine 0.4
+    ws = window_similarity(np.stack([a, 3 * b]), np.array([10.0, 10.0]), target)  # scale must not matter
+    assert ws.mean == pytest.approx(0.60) and ws.min == pytest.approx(0.4) and ws.last == pytest.approx(0.4)
+    assert ws.cosines == pytest.approx((0.8, 0.4))
+    # The old definition, cosine of the averaged embedding, rewards the drift:
+    assert cosine(pool_embeddings(np.stack([a, b])), target) > 0.65
+    # Length-weighted: a 2.5 s window counts a quarter of a 10 s one.
+    assert window_similarity(np.stack([a, b]), np.array([10.0, 2.5]), target).mean == pytest.approx((8 + 1) / 12.5)
+    with pytest.raises(ValueError):
+        window_similarity(np.stack([a, b]), np.array([1.0]), target)
+
+
+def test_position_profile_assigns_windows_by_centre():
+    from halle_bench.metrics.spk_windows import position_profile
+
+    # windows centred at 5, 15, 25, 35 s of a 40 s clip, 30 s slices
+    got = position_profile([0.9, 0.8, 0.7, 0.2], [10, 10, 10, 10], [5, 15, 25, 35], 40.0, 30.0)
+    assert got == pytest.approx([0.8, 0.2])
+    # a slice with no window centre is None, not 0
+    assert position_profile([0.5], [1.0], [5.0], 65.0, 30.0) == [0.5, None, None]
+
+
+def test_silent_window_is_left_out_and_weights_are_kept_seconds():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(25 * SR).astype(np.float32) * 0.1
+    x[10 * SR : 20 * SR] = 0.0  # a silent middle window
+    (e,) = embed_windowed(_ToyEncoder(), [x], WindowConfig(window_s=10.0))
+    assert np.allclose(e.weights, [10.0, 5.0]) and np.allclose(e.centres, [5.0, 22.5]) and e.seconds == 25.0
+    assert np.allclose(np.linalg.norm(e.embs, axis=1), 1.0)
+
+
+@pytest.fixture(scope="module")
+def scorer10():
+    sc = build_scorer("sim", {"model": "resemblyzer"})  # the default 10 s windows
+    sc.load("cpu")
+    yield sc
+    sc.close()
+
+
+SENTENCES = [TEXT_A, TEXT_B, TEXT_C, "Long form speech must keep the same voice from the first word to the last one."]
+
+
+def _voice(speech, voice, seconds, offset=0):
+    x = np.concatenate([speech(SENTENCES[(offset + k) % 4], voice=voice) for k in range(12)])
+    assert x.size >= seconds * SR
+    return x[: int(seconds * SR)]
+
+
+def test_tail_in_another_voice_drops_sim_last_and_min(speech, scorer10):
+    """30 s in the prompt's voice, then 10 s of another voice: the last window and the
+    minimum fall, the mean stays between, and pos_sim shows where."""
+    prompt = speech("Please say something in my voice, then keep it the same throughout.")
+    same = _voice(speech, "en-us", 40.0, offset=1)
+    drift = np.concatenate([same[: 30 * SR], _voice(speech, "en-us+f3", 10.0, offset=2)])
+    ref = _voice(speech, "en-us", 40.0, offset=3)
+    clean, bad = scorer10.score([
+        ScoreItem("s", "clean", audio=same, prompt=prompt, reference=ref),
+        ScoreItem("s", "drift", audio=drift, prompt=prompt, reference=ref),
+    ])
+    c, d = clean.values, bad.values
+    assert clean.error is None and bad.error is None
+    assert d["sim_last"] < c["sim_last"] - 0.1 and d["sim_min"] < c["sim_min"] - 0.1
+    assert d["sim_min"] == pytest.approx(d["sim_last"])  # the other voice is the worst window
+    assert d["sim_min"] < d["sim"] < max(d["pos_sim"][0], c["sim"])
+    assert d["sim_ref_last"] < c["sim_ref_last"] - 0.1 and d["sim_ref_min"] <= d["sim_ref"]
+    # 40 s -> two 30 s slices; the tail window (centre 35 s) alone in the second one
+    assert len(d["pos_sim"]) == 2 and d["pos_sim"][1] == pytest.approx(d["sim_last"])
+    assert all(type(v) is float for v in d["pos_sim"])  # plain floats: they go to JSON
+    assert d["pos_sim"][0] > d["pos_sim"][1] + 0.1
+    # the first 30 s are the same audio in both: their windows score the same
+    assert d["pos_sim"][0] == pytest.approx(c["pos_sim"][0], abs=1e-6)
+    # the mean weights windows by the speech seconds they kept: between the two slices,
+    # nearer the first (three windows against one)
+    assert d["pos_sim"][1] < d["sim"] < d["pos_sim"][0]
+    assert d["sim"] - d["pos_sim"][1] > 2 * (d["pos_sim"][0] - d["sim"])
+
+
+# ---------------------------------------------------------------- registry of speaker models
+
+
+def test_backends_do_not_import_the_scorer():
+    """The old speaker <-> spk_* cycle: a backend needs only the maths and the registry."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, halle_bench.metrics.spk_resemblyzer, halle_bench.metrics.spk_ecapa, halle_bench.metrics.spk_wavlm;"
+        "print('halle_bench.metrics.speaker' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_registered_speaker_model_is_used_by_name(tmp_path):
+    from halle_bench.metrics import spk_registry as reg
+    from halle_bench.models import ModelSpec
+
+    weights = tmp_path / "toy.bin"
+    weights.write_bytes(b"toy")
+    reg.declare_speaker_model(reg.SpeakerModelInfo(
+        name="toy-fft", module=__name__,
+        spec=ModelSpec(name="toy-fft", backend="toy", filename="toy.bin", description="test", sha256=None,
+                       licence="test", how_to_get="test"),
+    ))
+
+    @reg.register_speaker_model("toy-fft")
+    class Toy(_ToyEncoder):
+        @classmethod
+        def load(cls, path, device="cpu", batch=64):
+            assert path == weights
+            return cls()
+
+    try:
+        assert "toy-fft" in reg.speaker_model_names()
+        sc = SpeakerSimilarity({"model": "toy-fft", "model_path": str(weights)})
+        sc.load("cpu")
+        assert isinstance(sc.encoder, Toy)
+        x = np.random.default_rng(3).standard_normal(3 * SR).astype(np.float32) * 0.1
+        out = sc.score([ScoreItem("s", "u", audio=x, prompt=x.copy())])[0]
+        assert out.values["sim"] == pytest.approx(1.0) and out.values["sim_model"] == "toy-fft"
+    finally:
+        reg._INFO.pop("toy-fft", None)
+        reg._BACKENDS.pop("toy-fft", None)
+        __import__("halle_bench.models").models._SPECS.pop("toy-fft", None)
+    with pytest.raises(ConfigError, match="known: ecapa, resemblyzer, wavlm-tdnn"):
+        SpeakerSimilarity({"model": "toy-fft"})
+    with pytest.raises(Exception, match="before it was declared"):
+        reg.register_speaker_model("undeclared")(Toy)

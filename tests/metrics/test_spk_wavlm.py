@@ -9,17 +9,8 @@ import torch.nn.functional as F
 
 from halle_bench.metrics.base import ScoreItem
 from halle_bench.metrics.speaker import CheckpointError, SpeakerSimilarity
-from halle_bench.metrics.spk_wavlm import (
-    GatedRelPosAttention,
-    HeadConfig,
-    WavLMConfig,
-    WavLMECAPA,
-    WavLMTDNNEncoder,
-    WeightNormConv,
-    infer_config,
-    load_wavlm_ecapa,
-    relative_position_bucket,
-)
+from halle_bench.metrics.spk_wavlm import HeadConfig, WavLMECAPA, WavLMTDNNEncoder, infer_config, load_wavlm_ecapa
+from halle_bench.metrics.spk_wavlm_net import GatedRelPosAttention, WavLMConfig, WeightNormConv, relative_position_bucket
 
 TINY = WavLMConfig(
     conv_layers=((32, 10, 5), (32, 3, 2), (32, 3, 2), (32, 2, 2)),
@@ -205,5 +196,14 @@ def test_scorer_with_wavlm_tdnn(tmp_path, speech):
     b = speech("Another sentence from a different voice.", voice="en-us+f3")
     out = sc.score([ScoreItem("s", "1", audio=a, prompt=a.copy(), reference=b)])[0]
     assert out.error is None and out.values["sim_model"] == "wavlm-tdnn"
-    assert out.values["sim"] == pytest.approx(1.0, abs=1e-6)
-    assert -1.0 <= out.values["sim_ref"] <= 1.0
+    # Several 2 s windows, each compared with the prompt's pooled embedding: a copy of the
+    # prompt scores below 1 unless its windows agree; the mean lies between min and 1.
+    v = out.values
+    assert len(v["pos_sim"]) == 1 and v["pos_sim"][0] == pytest.approx(v["sim"])
+    assert v["sim_min"] <= v["sim"] <= 1.0 and v["sim_min"] <= v["sim_last"] <= 1.0
+    assert -1.0 <= v["sim_ref_min"] <= v["sim_ref"] <= 1.0
+    # One window covering the clip: a copy of the prompt is exactly 1.
+    whole = SpeakerSimilarity({"model": "wavlm-tdnn", "model_path": str(path), "window_seconds": 10.0})
+    whole.load("cpu")
+    w = whole.score([ScoreItem("s", "1", audio=a, prompt=a.copy(), reference=b)])[0].values
+    assert w["sim"] == pytest.approx(1.0, abs=1e-6) and w["sim_min"] == w["sim_last"] == w["sim"]

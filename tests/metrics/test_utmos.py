@@ -110,3 +110,22 @@ def test_scorer_rejects_wrong_file(tmp_path):
     s = build_scorer("quality", {"model": "utmos", "model_path": str(tmp_path / "bad.pt")})
     with pytest.raises(ConfigError, match="bad.pt"):
         s.load("cpu")
+
+
+def test_scorer_windows_cover_the_clip(tmp_path):
+    """10 s windows, the last ending at the clip's end; a clip of one window is scored whole."""
+    p = tmp_path / "tiny.pt"
+    save_tiny(p, seed=2)
+    u = load_utmos(p)
+    sr = 16000
+    x = np.random.default_rng(4).uniform(-0.3, 0.3, 25 * sr).astype(np.float32)
+    s = build_scorer("quality", {"model": "utmos", "model_path": str(p)})
+    v = s.score([ScoreItem(system="s", utt_id="long", audio=x)])[0].values
+    per = [u.score(x[a : a + 10 * sr]) for a in (0, 10 * sr, 15 * sr)]  # the last: 15-25 s
+    assert v["quality"] == pytest.approx(np.mean(per), abs=1e-6) and v["utmos"] == v["quality"]
+    assert v["quality_last"] == pytest.approx(per[-1], abs=1e-6) and v["quality_min"] == pytest.approx(min(per), abs=1e-6)
+    assert v["pos_quality"] == pytest.approx([np.mean(per)])  # centres 5, 15, 20 s: one 30 s slice
+    short = x[: 7 * sr]
+    w = s.score([ScoreItem(system="s", utt_id="short", audio=short)])[0].values
+    assert w["quality"] == pytest.approx(u.score(short), abs=1e-6) == w["quality_last"]
+    assert s.settings() == {"model": "utmos", "position_seconds": 30.0, "window_seconds": 10.0, "hop_seconds": 10.0}
