@@ -39,10 +39,11 @@ def as_float(v: Any) -> float:
         return math.nan
 
 
-def columns(rows: Sequence[dict[str, Any]], names: Iterable[str]) -> dict[str, np.ndarray]:
-    """Float arrays of the given per-utterance columns (missing / text -> NaN, bool -> 0/1)."""
+def columns(rows: Sequence[dict[str, Any]], names: Iterable[str], present: set[str] | None = None) -> dict[str, np.ndarray]:
+    """Float arrays of the given per-utterance columns (missing / text -> NaN, bool -> 0/1);
+    a column is there when some row has it, or when it is in `present` (the whole run's)."""
     return {c: np.array([as_float(r.get(c)) for r in rows], dtype=np.float64)
-            for c in names if any(c in r for r in rows)}
+            for c in names if (present is not None and c in present) or any(c in r for r in rows)}
 
 
 def _seconds(rows, col) -> float:
@@ -52,10 +53,11 @@ def _seconds(rows, col) -> float:
 
 
 def cell_values(sel: Sequence[dict[str, Any]], system: str, bucket: str, n_boot: int, seed: int,
-                notes: list[str]) -> dict[str, Any]:
-    """Every registry metric of one (system, bucket) cell, with counts and CIs."""
+                notes: list[str], present: set[str] | None = None) -> dict[str, Any]:
+    """Every registry metric of one (system, bucket) cell, with counts and CIs; `present`:
+    the columns the run has anywhere (a cell where all failed still gets `n_sim` 0)."""
     ok = np.array([r.get("status") == "ok" for r in sel], dtype=bool)
-    data = columns(sel, source_columns())
+    data = columns(sel, source_columns(), present)
     speakers = [r.get("speaker") for r in sel]
     out: dict[str, Any] = {}
     short_ci = []
@@ -88,6 +90,7 @@ def leaderboard_rows(rows: list[dict[str, Any]], systems: Sequence[tuple[str, st
     gt_names = {name for name, kind in systems if kind == "ground-truth"}
     buckets = sorted({str(r["bucket"]) for r in rows if r.get("bucket") is not None}, key=bucket_sort_key) + ["all"]
     declared = source_columns() | set(METRICS)
+    present = {k for r in rows for k, v in r.items() if v is not None}
     extra_keys = sorted({k for r in rows for k, v in r.items() if k not in declared and k not in _NOT_AVERAGED
                          and isinstance(v, (int, float, bool)) and not isinstance(v, str)} - _id_columns())
     out = []
@@ -104,7 +107,7 @@ def leaderboard_rows(rows: list[dict[str, Any]], systems: Sequence[tuple[str, st
             lb: dict[str, Any] = {"system": name, "bucket": b, "n": len(sel), "n_failed": len(sel) - len(ok),
                                   "n_score_errors": sum(1 for r in sel if r.get("score_errors")),
                                   "audio_seconds": _seconds(ok, "audio_seconds")}
-            lb.update(cell_values(sel, name, b, n_boot, seed, notes))
+            lb.update(cell_values(sel, name, b, n_boot, seed, notes, present))
             words = [as_float(r.get("n_ref_words")) for r in sel]
             if any(math.isfinite(w) for w in words):
                 lb["n_ref_words"] = float(sum(w for w in words if math.isfinite(w)))

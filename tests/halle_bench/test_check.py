@@ -219,3 +219,85 @@ def test_ci_welch_p():
     assert ci_welch_p(2 * math.sqrt(2), 1.96, 1e6, 1.96, 1e6) == pytest.approx(0.0455, abs=1e-3)
     # small buckets: wider tails than the normal
     assert ci_welch_p(2 * math.sqrt(2), 1.96, 8, 1.96, 8) > 0.05
+
+
+# ----------------------------------------------------------------------------- issue 9: a gate that cannot be fooled
+
+
+def test_one_new_failure_fails_without_significance(runs, tmp_path):
+    # the landed gate said "worse (n.s.)" and PASSED for this
+    sysm = tuple(replace(s, fail_ids=s.fail_ids + ("u60-90-05",)) if s.name == "halle" else s
+                 for s in DEFAULT_SYSTEMS)
+    cand = make_run(tmp_path / "one-more", systems=sysm, seed=0, audio=False)
+    r = check(cand, runs["base"] / "leaderboard.csv", n_boot=N_BOOT)
+    assert r.exit_code == 1
+    row = next(x for x in r.regressions if x.metric == "n_failed" and x.bucket == "60-90")
+    assert (row.system, row.baseline, row.candidate) == ("halle", 0, 1)
+    assert "| halle | 60-90 | n_failed ↓ | 0 | 1 | +1 |" in r.markdown
+    # the user may tolerate one new failure per cell
+    assert not any(x.metric == "n_failed" for x in check(cand, runs["base"] / "leaderboard.csv", {"n_failed": "1"},
+                                                          n_boot=N_BOOT).regressions)
+
+
+def test_wer_gated_from_contract_columns_alone(runs, tmp_path):
+    """No wer_ci_* columns and no utterances: a WER that triples in one bucket still fails."""
+    base = pd.read_csv(runs["base"] / "leaderboard.csv")
+    ci_cols = [c for c in base.columns if "_ci_" in c]
+    base.drop(columns=ci_cols).to_csv(tmp_path / "base.csv", index=False)
+    cand = base.drop(columns=ci_cols).copy()
+    cell = (cand.system == "halle") & (cand.bucket == "30-60")
+    cand.loc[cell, "wer"] = 3 * cand.loc[cell, "wer"]
+    (tmp_path / "c").mkdir()
+    cand.to_csv(tmp_path / "c" / "cand.csv", index=False)
+    r = check(tmp_path / "c" / "cand.csv", tmp_path / "base.csv")
+    assert r.regressed_buckets == [("halle", "30-60")]
+    row = r.regressions[0]
+    assert row.metric == "wer" and row.tolerance_rule == "n" and 0 < row.tolerance < row.delta
+    # unchanged leaderboards pass
+    assert not check(tmp_path / "base.csv", tmp_path / "base.csv").regressed
+
+
+def test_different_scoring_is_refused_unless_allowed(runs, tmp_path):
+    from halle_bench.check import CheckMismatchError
+
+    cand = pd.read_csv(runs["noise"] / "leaderboard.csv")
+    cand["asr_model"] = "whisper-tiny.en"
+    cand.to_csv(tmp_path / "other-asr.csv", index=False)
+    with pytest.raises(CheckMismatchError, match="asr_model: baseline `whisper-base` vs candidate `whisper-tiny.en`"):
+        check(tmp_path / "other-asr.csv", runs["base"] / "leaderboard.csv")
+    r = check(tmp_path / "other-asr.csv", runs["base"] / "leaderboard.csv", allow_mismatch=True)
+    assert "not comparable, compared anyway (--allow-mismatch)" in r.markdown and "whisper-tiny.en" in r.markdown
+    for col, val in (("normalizer", "seed-tts-eval@1"), ("sim_model", "wavlm-tdnn"), ("quality_model", "utmos")):
+        c = pd.read_csv(runs["noise"] / "leaderboard.csv")
+        c[col] = val
+        c.to_csv(tmp_path / f"{col}.csv", index=False)
+        with pytest.raises(CheckMismatchError, match=col):
+            check(tmp_path / f"{col}.csv", runs["base"] / "leaderboard.csv")
+    # scorer versions: a baseline that records them refuses a candidate made by other maths
+    b = pd.read_csv(runs["base"] / "leaderboard.csv").assign(scorer_versions="quality@1 sim@1 wer@2")
+    b.to_csv(tmp_path / "bv.csv", index=False)
+    pd.read_csv(runs["noise"] / "leaderboard.csv").assign(scorer_versions="quality@1 sim@1 wer@3").to_csv(
+        tmp_path / "cv.csv", index=False)
+    with pytest.raises(CheckMismatchError, match="scorer_versions"):
+        check(tmp_path / "cv.csv", tmp_path / "bv.csv")
+    # a candidate that drops the column cannot dodge the comparison
+    pd.read_csv(runs["noise"] / "leaderboard.csv").drop(columns=["asr_model"]).to_csv(tmp_path / "noasr.csv",
+                                                                                      index=False)
+    with pytest.raises(CheckMismatchError, match="asr_model"):
+        check(tmp_path / "noasr.csv", runs["base"] / "leaderboard.csv")
+
+
+def test_cli_exit_codes_for_mismatch_and_new_failure(runs, tmp_path, capsys):
+    from halle_bench.cli import main
+
+    cand = pd.read_csv(runs["noise"] / "leaderboard.csv").assign(normalizer="none@1")
+    cand.to_csv(tmp_path / "c.csv", index=False)
+    base = str(runs["base"] / "leaderboard.csv")
+    assert main(["check", str(tmp_path / "c.csv"), "--baseline", base]) == 2
+    assert "normalizer" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "c.csv"), "--baseline", base, "--allow-mismatch"]) == 0
+    fail = pd.read_csv(runs["base"] / "leaderboard.csv")
+    fail.loc[(fail.system == "gt") & (fail.bucket == "3-10"), "n_failed"] = 1
+    fail.to_csv(tmp_path / "f.csv", index=False)
+    assert main(["check", str(tmp_path / "f.csv"), "--baseline", base]) == 1
+    assert "gt 3-10 (n_failed)" in capsys.readouterr().out
