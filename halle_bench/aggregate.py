@@ -24,7 +24,6 @@ All reading of the run directory happens in `collect()`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
