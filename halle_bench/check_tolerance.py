@@ -68,7 +68,7 @@ def se_from_counts(metric: str, baseline: float, n: float, words: float) -> floa
     if not (math.isfinite(n) and n >= 1 and math.isfinite(baseline)) or m is None:
         return math.nan
     if m.kind == "ratio" and m.scorer == "wer" and math.isfinite(words) and words > 0:
-        w = words * (5.0 if metric == "cer" else 1.0)  # characters: about 5 per word with spaces
+        w = words  # CER too: a word error brings several character errors, so count in words
         return math.sqrt(2.0 * DISPERSION * max(baseline * w, 3.0)) / w
     if m.kind == "rate":
         p = min(max(baseline, 1.0 / n), 1.0 - 1.0 / (2 * n))

@@ -47,6 +47,8 @@ class FakeSystem:
     quality: float = 3.2
     rtf: float = 0.5
     fail_ids: tuple[str, ...] = ()
+    extra_sub: float = 0.0  # extra substitution probability ...
+    extra_sub_buckets: tuple[str, ...] = ()  # ... in these buckets only (a small, local regression)
 
 
 DEFAULT_SYSTEMS = (
@@ -95,6 +97,7 @@ def simulate(sys: FakeSystem, utt: dict, seed: int) -> dict:
     pos_errors, pos_words = [0] * n_win, [0] * n_win
     hyp: list[str] = []
     subs = dels = ins = 0
+    sub_p = sys.sub_p + (sys.extra_sub if utt["bucket"] in sys.extra_sub_buckets else 0.0)
     for i, w in enumerate(ref):
         t = dur * i / n
         win = min(int(t // WINDOW_SECONDS), n_win - 1)
@@ -104,7 +107,7 @@ def simulate(sys: FakeSystem, utt: dict, seed: int) -> dict:
         if i >= keep or u < sys.del_p + p_extra / 2:
             dels += 1
             pos_errors[win] += 1
-        elif u < sys.del_p + sys.sub_p + p_extra:
+        elif u < sys.del_p + sub_p + p_extra:
             subs += 1
             pos_errors[win] += 1
             hyp.append(VOCAB[(VOCAB.index(w) + 1) % len(VOCAB)])
