@@ -262,7 +262,7 @@ def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str
                 rows.append(CheckRow(system, bucket, metric, bv, cv, math.nan, 0.0, str(t), hib, verdict="missing"))
                 continue
             hb, hc = _half_width(b, metric), _half_width(c, metric)
-            se_n = se_from_counts(metric, bv, _n_behind(b, metric), _words_behind(b, metric))
+            se_n = se_from_counts(metric, bv, _n_behind(b, metric), _words_behind(b, metric), cv)
             allowed, rule = t.allowed(bv, hb, hc, se_n)
             row = CheckRow(system, bucket, metric, bv, cv, cv - bv, allowed, rule, hib)
             if t.kind == "info":

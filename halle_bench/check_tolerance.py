@@ -12,7 +12,7 @@
   reference words (`n_ref_words` of the leaderboard); without W, sd = max(p, 0.02)
   per utterance (per-utterance WER's sd is about its mean) over n utterances;
   rates: binomial, p floored at 1/n; means: the metric's `sd_prior` over n.
-  The same se gives an approximate z-test p-value that joins the Holm adjustment,
+  Ratios and rates use the pooled value of both sides. The same se gives an approximate z-test p-value that joins the Holm adjustment,
   so many small cells do not add up to false alarms. A WER that triples fails even
   from the contract's columns alone.
 - `info`: shown, not gated (quantiles of a few utterances, timing).
@@ -62,11 +62,15 @@ class Tolerance:
 DISPERSION = 2.0  # variance / mean of error counts: errors cluster within utterances
 
 
-def se_from_counts(metric: str, baseline: float, n: float, words: float) -> float:
-    """Standard error of (candidate - baseline) of `metric` from counts alone (see the docstring)."""
+def se_from_counts(metric: str, baseline: float, n: float, words: float, candidate: float = math.nan) -> float:
+    """Standard error of (candidate - baseline) of `metric` from counts alone (see the
+    docstring). Counts use the pooled rate of both sides (as a two-proportion test does):
+    a baseline that happened to have no loop in 30 utterances says little about the rate."""
     m = METRICS.get(metric)
     if not (math.isfinite(n) and n >= 1 and math.isfinite(baseline)) or m is None:
         return math.nan
+    if math.isfinite(candidate) and m.kind in ("ratio", "rate"):
+        baseline = (baseline + candidate) / 2
     if m.kind == "ratio" and m.scorer == "wer" and math.isfinite(words) and words > 0:
         w = words  # CER too: a word error brings several character errors, so count in words
         return math.sqrt(2.0 * DISPERSION * max(baseline * w, 3.0)) / w

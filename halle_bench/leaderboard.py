@@ -126,6 +126,9 @@ def leaderboard_rows(rows: list[dict[str, Any]], systems: Sequence[tuple[str, st
             pw = _pause_w1(rows, lists, ok, gt_names, b)
             if pw is not None:
                 lb["pause_w1"] = pw
+            clipped = sum(1 for r in ok if as_float(r.get("clip_fraction")) > 0)
+            if clipped:
+                notes.append(f"{clipped} utterance(s) with samples at full scale (clip_fraction > 0)")
             if lb["n_failed"] and "wer" in lb:
                 notes.append(f"{lb['n_failed']} failed generation(s) counted as all-deleted in the WER family")
             if notes:

@@ -122,7 +122,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
 SPECIAL_DIRECTIONS: dict[str, bool] = {"pause_w1": False, "startup_seconds": False, "n_failed": False}
 
 # Columns that say how a number was produced: two runs that differ here are not comparable.
-PROVENANCE_COLUMNS = ("asr_model", "normalizer", "sim_model", "quality_model", "scorer_versions")
+PROVENANCE_COLUMNS = ("asr_model", "asr_backend", "normalizer", "sim_model", "quality_model", "scorer_versions")
 
 # The leaderboard's leading columns (the contract), in order; the rest follow alphabetically.
 ID_COLUMNS = ["system", "bucket", "n", "n_failed", "n_score_errors", "audio_seconds"]

@@ -144,7 +144,7 @@ def test_stale_score_is_a_score_error_not_a_failure(tmp_path):
 
 def test_rtf_timed_rows_only_and_startup_apart(tmp_path):
     systems = [("gt", "ground-truth"), ("cmd", "command")]
-    timing = {"cmd": {"startup_seconds": 1.5}}
+    timing = {"cmd": {"startup_seconds": 1.5, "clip_fraction": 0.01}}
     keys = _write(tmp_path, systems, failing=lambda s, u: s == "cmd" and u.id == "u60-901", timing=timing)
     aggregate(_plan(tmp_path, systems), keys)
     lb = _lb(tmp_path)
@@ -153,6 +153,9 @@ def test_rtf_timed_rows_only_and_startup_apart(tmp_path):
     # the failed item's 2 s count in the numerator, its (missing) audio adds nothing
     assert lb.loc[("cmd", "all")].rtf == pytest.approx((audio / 4 + 2.0) / audio, rel=1e-5)
     assert lb.loc[("cmd", "3-10")].startup_seconds == 1.5 and math.isnan(lb.loc[("gt", "all")].startup_seconds)
+    # clipping is recorded, never silent
+    assert lb.loc[("cmd", "3-10")].clip_fraction == pytest.approx(0.01)
+    assert "2 utterance(s) with samples at full scale" in lb.loc[("cmd", "3-10")].notes
 
 
 def test_positional_has_similarity_beside_wer(tmp_path):
