@@ -17,9 +17,10 @@ For every (system, bucket) present on both sides:
   utterances.csv; for the baseline, `baseline_utterances` or the file beside the
   baseline whose name has "utterances" for "leaderboard"): the utterances both sides
   have for that metric (for the WER family failed ones too, with their all-deleted
-  values; otherwise successes on both sides) are resampled together, clustered by
-  speaker, seeded per cell, and the statistic recomputed from the registry's
-  sufficient statistics. The bootstrap standard error of the paired difference gives
+  values; otherwise successes on both sides) are resampled together (by utterance:
+  the paired difference already removes each speaker's level; the leaderboard's own
+  CIs are the ones clustered by speaker), seeded per cell, and the statistic
+  recomputed from the registry's sufficient statistics. The bootstrap standard error of the paired difference gives
   a two-sided p from Student's t with n-1 df; p-values are Holm-adjusted over all
   tested cells. Without per-utterance rows on one side, `ci_welch_p` from the two
   CIs stands in where both have one.

@@ -38,7 +38,7 @@ def render_markdown(rows: list, candidate: Path, baseline: Path, paired: bool, n
              "- failures: any increase of a cell's failed count over the baseline's is a regression "
              "(no significance test)",
              ("- significance: paired bootstrap over utterances present on both sides "
-              f"(n_boot={n_boot}, seed={seed}, clustered by speaker), Holm-adjusted, alpha={alpha:g}") if paired else
+              f"(n_boot={n_boot}, seed={seed}, seeded per cell), Holm-adjusted, alpha={alpha:g}") if paired else
              "- significance: no per-utterance rows on both sides; approximate Welch test from the two "
              f"leaderboards' 95% CIs where both have one, Holm-adjusted, alpha={alpha:g}; "
              "cells without a CI use a tolerance from n alone"]

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .exports import sorted_buckets
+from .metric_registry import METRICS
 
 DPI = 110
 
@@ -71,9 +72,9 @@ def plot_wer_by_bucket(lb: pd.DataFrame, colors: dict | None = None) -> Figure:
                             linewidth=0)
     ax.set_xticks(x, [f"{b} s" if b != "all" else b for b in buckets])
     ax.set_xlabel("utterance length bucket")
-    ax.set_ylabel("WER (%)")
+    ax.set_ylabel(METRICS["wer"].label)
     ax.set_ylim(bottom=0)
-    ax.set_title("WER against length (bands: 95% bootstrap CI)")
+    ax.set_title("WER against length, failures counted (bands: 95% bootstrap CI)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize="small", frameon=False)
     return fig
@@ -170,8 +171,6 @@ def plot_sim_quality_by_position(pos: pd.DataFrame | None, colors: dict | None =
     """Mean window similarity and quality per 30 s slice of the generated audio within
     long utterances (positional.csv `sim` / `quality`): where the voice drifts or the
     audio degrades. One row per metric, one panel per length bucket."""
-    from .metric_registry import METRICS
-
     if pos is None or pos.empty or not {"system", "bucket", "start_seconds"} <= set(pos.columns):
         return None
     metrics = [c for c in ("sim", "quality") if c in pos.columns and pd.to_numeric(pos[c], errors="coerce").notna().any()]
