@@ -259,8 +259,9 @@ def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str
                 continue  # e.g. no sim scorer for this system in the baseline: nothing to compare
             cv = _num(c.get(metric)) if metric in cdf.columns else math.nan
             hib = bool(higher_is_better(metric))
-            if not math.isfinite(cv):
-                rows.append(CheckRow(system, bucket, metric, bv, cv, math.nan, 0.0, str(t), hib, verdict="missing"))
+            if not math.isfinite(cv):  # gone from the candidate: a regression, unless not gated (then a note)
+                verdict = "missing" if t.kind != "info" else "info"
+                rows.append(CheckRow(system, bucket, metric, bv, cv, math.nan, 0.0, str(t), hib, verdict=verdict))
                 continue
             hb, hc = _half_width(b, metric), _half_width(c, metric)
             se_n = se_from_counts(metric, bv, _n_behind(b, metric), _words_behind(b, metric), cv)

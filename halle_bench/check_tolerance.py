@@ -82,12 +82,20 @@ def se_from_counts(metric: str, baseline: float, n: float, words: float, candida
 
 
 def default_tolerance(metric: str) -> Tolerance:
+    from .metric_registry import SPECIAL_TOLERANCES, UNDECLARED_TOLERANCE
+
     m = METRICS.get(metric)
-    if m is None:
-        return Tolerance("ci") if direction(metric) is not None else Tolerance("info")
-    if m.tolerance in ("ci", "info", "n", "off"):
-        return Tolerance(m.tolerance)
-    return parse_tolerance(m.tolerance, metric)
+    if metric in SPECIAL_TOLERANCES:
+        return default_from(SPECIAL_TOLERANCES[metric], metric)
+    if m is None:  # a scorer's own directional column that the registry does not declare
+        return parse_tolerance(UNDECLARED_TOLERANCE, metric)
+    return default_from(m.tolerance, metric)
+
+
+def default_from(text: str, metric: str) -> Tolerance:
+    if text in ("ci", "info", "n", "off"):
+        return Tolerance(text)
+    return parse_tolerance(text, metric)
 
 
 def parse_tolerance(text: str, metric: str = "") -> Tolerance:

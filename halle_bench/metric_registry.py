@@ -120,6 +120,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
 
 # Not per-utterance statistics, but leaderboard columns with a direction the gate knows.
 SPECIAL_DIRECTIONS: dict[str, bool] = {"pause_w1": False, "startup_seconds": False, "n_failed": False}
+# Their gate defaults: pause lengths' distance to the ground truth in seconds; start-up is timing.
+SPECIAL_TOLERANCES: dict[str, str] = {"pause_w1": "0.1", "startup_seconds": "info"}
+# A directional column that no entry declares (a plugin scorer's): relative tolerance.
+UNDECLARED_TOLERANCE = "5%"
 
 # Columns that say how a number was produced: two runs that differ here are not comparable.
 PROVENANCE_COLUMNS = ("asr_model", "asr_backend", "normalizer", "sim_model", "quality_model", "scorer_versions")
@@ -226,6 +230,6 @@ def display(metric_name: str, v: Any) -> str:
     return f"{float(v) * m.scale:.{m.digits}f}"
 
 
-__all__ = ["Metric", "METRICS", "COUNT", "EXCLUDE", "SPECIAL_DIRECTIONS", "PROVENANCE_COLUMNS", "ID_COLUMNS",
+__all__ = ["Metric", "METRICS", "COUNT", "EXCLUDE", "SPECIAL_DIRECTIONS", "SPECIAL_TOLERANCES", "UNDECLARED_TOLERANCE", "PROVENANCE_COLUMNS", "ID_COLUMNS",
            "leaderboard_columns", "direction", "source_columns", "usable", "sufficient", "weighted_value", "value",
            "display"]

@@ -301,3 +301,19 @@ def test_cli_exit_codes_for_mismatch_and_new_failure(runs, tmp_path, capsys):
     fail.to_csv(tmp_path / "f.csv", index=False)
     assert main(["check", str(tmp_path / "f.csv"), "--baseline", base]) == 1
     assert "gt 3-10 (n_failed)" in capsys.readouterr().out
+
+
+def test_every_directional_column_has_a_tolerance(runs, tmp_path):
+    """pause_w1 and a scorer's own columns (dnsmos_*) are gated too; a not-gated metric
+    (rtf of an untimed system) that disappears is a note, not a regression."""
+    base = pd.read_csv(runs["base"] / "leaderboard.csv").assign(pause_w1=0.2, dnsmos_sig=3.0)
+    base.to_csv(tmp_path / "b.csv", index=False)
+    cand = pd.read_csv(runs["base"] / "leaderboard.csv").assign(pause_w1=0.35, dnsmos_sig=2.5)
+    cand.loc[cand.system == "gt", "rtf"] = np.nan
+    (tmp_path / "c").mkdir()
+    cand.to_csv(tmp_path / "c" / "c.csv", index=False)
+    r = check(tmp_path / "c" / "c.csv", tmp_path / "b.csv")
+    assert {x.metric for x in r.regressions} == {"pause_w1", "dnsmos_sig"}
+    assert not [x for x in r.rows if x.verdict == "unchecked"]
+    rule = {x.metric: x.tolerance_rule for x in r.rows}
+    assert rule["pause_w1"] == "0.1" and rule["dnsmos_sig"] == "5%"
