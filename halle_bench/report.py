@@ -130,6 +130,8 @@ def common_set(utt: pd.DataFrame | None, runs: list[RunData]) -> tuple[pd.DataFr
     ids = set(done[done == len(systems)].index)
     if not ids:
         return None, 0
+    if len(ids) == utt["id"].nunique():  # nothing failed anywhere: the leaderboard is already common
+        return None, len(ids)
     sel = utt[utt["id"].isin(ids)]
     rows = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
             for r in sel.to_dict(orient="records")]
@@ -171,6 +173,8 @@ def build_markdown(runs: list[RunData], lb: pd.DataFrame, fails: pd.DataFrame, p
               "with a 95% CI (bootstrap clustered by speaker; none under 5 utterances): a failed generation counts "
               "as all-deleted. Similarity and quality are means over the successes (n= when some failed).", "",
               leaderboard_markdown(lb), ""]
+    if common is None and n_common:
+        parts += ["Every system completed every utterance: the leaderboard is over one common set.", ""]
     if common is not None:
         parts += [f"## Common set ({n_common} utterances every system completed)", "",
                   "The same metrics over the utterances that no system failed, so that these rows compare "
