@@ -46,9 +46,7 @@ def cluster_weights(speakers: Sequence | None, n: int, n_boot: int, rng: np.rand
     clusters = _clusters(speakers, n)
     w = np.zeros((n_boot, n), dtype=np.float64)
     if len(clusters) == n:  # every utterance its own cluster: the plain bootstrap
-        for b in range(n_boot):
-            w[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-        return w
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
     k = len(clusters)
     times = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot)  # (n_boot, k): draws of each speaker
     for j, idx in enumerate(clusters):
