@@ -52,13 +52,24 @@ def _is_scalar(v: Any) -> bool:
     return v is None or isinstance(v, (int, float, str, bool))
 
 
-def _expected_keys(plan) -> dict[tuple, str] | None:
-    """Scoring keys recomputed from the plan (runner's `scoring.expected_keys`) when available."""
+def _expected_keys(plan, gen) -> dict[tuple, str] | None:
+    """Scoring keys recomputed from the plan and the generation rows (the runner's
+    `scoring.expected_keys`) when that exists; None: score rows are taken as they are."""
     try:
         from .scoring import expected_keys  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return expected_keys(plan)
+    return expected_keys(plan, gen)
+
+
+def _read(out: Path, stage: str, key_fields: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
+    """The current row per key of a stage: over every writer's file (`store.read_latest`,
+    shards and workers) where the store has it, else the single `<stage>.jsonl`."""
+    try:
+        from .store import read_latest  # type: ignore[attr-defined]
+    except ImportError:
+        return JsonlTable(out / f"{stage}.jsonl").latest(key_fields)
+    return read_latest(out, stage, key_fields)
 
 
 def collect(plan, keys: dict[tuple, str] | None = None) -> tuple[list[dict[str, Any]], dict[tuple, dict[str, Any]]]:
@@ -67,10 +78,10 @@ def collect(plan, keys: dict[tuple, str] | None = None) -> tuple[list[dict[str, 
     The only function that reads the run directory. `keys` (system, id, scorer) -> cache
     key; when None they are recomputed from the plan, and without that a score row is
     taken as it is."""
+    gen = _read(plan.out, "generation", ("system", "id"))
+    scores = _read(plan.out, "scores", ("system", "id", "scorer"))
     if keys is None:
-        keys = _expected_keys(plan)
-    gen = JsonlTable(plan.out / "generation.jsonl").latest(("system", "id"))
-    scores = JsonlTable(plan.out / "scores.jsonl").latest(("system", "id", "scorer"))
+        keys = _expected_keys(plan, gen)
     rows: list[dict[str, Any]] = []
     lists: dict[tuple, dict[str, Any]] = {}
     notes: dict[str, str] = {}
@@ -88,6 +99,8 @@ def collect(plan, keys: dict[tuple, str] | None = None) -> tuple[list[dict[str, 
             for k in ("startup_seconds", "timed", "clip_fraction"):
                 if k in g:
                     row[k] = g[k]
+            if g.get("notes"):  # e.g. the runner's clipping note
+                row["generation_notes"] = g["notes"]
             _timing(row, system.kind)
             errors = []
             if row["status"] == "ok":

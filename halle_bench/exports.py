@@ -40,7 +40,8 @@ UTTERANCE_COLUMNS = [
     "scorer_versions",
 ]
 # Columns that identify a row, name a model or hold text: never averaged, compared or plotted.
-TEXT_COLUMNS = {"system", "bucket", "id", "run", "status", "error", "score_errors", "input_notes", "ref_norm",
+TEXT_COLUMNS = {"system", "bucket", "id", "run", "status", "error", "score_errors", "input_notes", "generation_notes",
+                "ref_norm",
                 "hyp_norm", "speaker", "duration_source", "notes", *PROVENANCE_COLUMNS}
 HEADLINE = ["n", "n_failed", "wer", "wer_ci_low", "wer_ci_high", "wer_ok", "sim", "sim_ref", "quality", "rtf"]
 FLOAT_FORMAT = "%.6g"
