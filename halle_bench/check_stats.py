@@ -2,6 +2,8 @@
 
 - `paired_bootstrap`: candidate vs baseline on the same utterances, with Student's t
   from the bootstrap standard error (calibrated for small buckets);
+- `paired_ratio_bootstrap`: the same on sufficient statistics with weights clustered
+  by speaker (what `check` uses);
 - `ci_welch_p`: the fallback when only the two leaderboards' CIs are known;
 - `holm`: Holm-Bonferroni adjustment over all gated cells.
 Calibration figures: benchmarks/check_calibration.py.
@@ -56,6 +58,37 @@ def paired_bootstrap(base: np.ndarray, cand: np.ndarray, stat: Callable[[np.ndar
         from scipy.stats import t as student_t
 
         p = float(2 * student_t.sf(abs(diff) / se, df=n - 1))
+    return PairedTest(n, diff, se, p)
+
+
+def paired_ratio_bootstrap(base: np.ndarray, cand: np.ndarray, speakers, rng: np.random.Generator,
+                           n_boot: int) -> PairedTest | None:
+    """Paired bootstrap of a ratio of sums (corpus WER; a mean when column 1 is all ones)
+    on (n, 2) sufficient statistics (numerator, denominator) aligned by utterance,
+    resampled with the same integer weights on both sides, clustered by speaker
+    (`cell_stats.cluster_weights`). Student's t with (clusters - 1) degrees of freedom."""
+    from .cell_stats import _clusters, cluster_weights
+
+    n = len(base)
+    k = len(_clusters(speakers, n))
+    if n < 2 or k < 2 or n_boot < 2:
+        return None
+
+    def stat(a, w):
+        return (w @ a[:, 0]) / np.maximum(w @ a[:, 1], 1e-12)
+
+    one = np.ones(n)
+    diff = float(stat(cand, one) - stat(base, one))
+    w = cluster_weights(speakers, n, n_boot, rng)
+    d = stat(cand, w) - stat(base, w)
+    d = d[np.isfinite(d)]
+    se = float(np.std(d, ddof=1)) * math.sqrt(k / (k - 1)) if len(d) > 1 else math.nan
+    if not math.isfinite(se) or se == 0.0:
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        from scipy.stats import t as student_t
+
+        p = float(2 * student_t.sf(abs(diff) / se, df=k - 1))
     return PairedTest(n, diff, se, p)
 
 

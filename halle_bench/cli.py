@@ -110,7 +110,7 @@ def cmd_check(a: argparse.Namespace) -> int:
         tol = parse_tolerances(a.tolerance or [])
         res = check(Path(a.candidate), Path(a.baseline), tol,
                     baseline_utterances=Path(a.baseline_utterances) if a.baseline_utterances else None,
-                    seed=a.seed, n_boot=a.n_boot)
+                    seed=a.seed, n_boot=a.n_boot, allow_mismatch=a.allow_mismatch)
     except CheckInputError as e:
         print(f"halle-bench check: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -221,7 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--baseline", required=True, help="baseline leaderboard.csv")
     c.add_argument("--baseline-utterances", help="baseline utterances.csv (default: beside the baseline)")
     c.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
-                   help="e.g. wer=0.01 (absolute) or wer=5%% (relative); repeatable")
+                   help="e.g. wer=0.01 (absolute) or wer=5%% (relative), n_failed=1 (new failures allowed); "
+                        "repeatable")
+    c.add_argument("--allow-mismatch", action="store_true",
+                   help="compare runs scored with another ASR model / normaliser / speaker or quality model / "
+                        "scorer version (refused with exit 2 otherwise; the diff then says so)")
     c.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
     c.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     c.add_argument("--output", help="also write the markdown diff here")

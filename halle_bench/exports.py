@@ -27,23 +27,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# The leaderboard contract (architecture.md) plus the columns the runner always adds.
-LEADERBOARD_COLUMNS = [
-    "system", "bucket", "n", "n_failed", "audio_seconds",
-    "wer", "wer_ci_low", "wer_ci_high", "wer_macro", "wer_median", "wer_p95", "wer_over_50",
-    "cer", "sub_rate", "del_rate", "ins_rate",
-    "sim", "sim_ci_low", "sim_ci_high", "sim_ref", "quality", "quality_ci_low", "quality_ci_high",
-    "rtf", "pause_w1", "sim_model", "quality_model", "asr_model", "normalizer",
-]
+from .metric_registry import PROVENANCE_COLUMNS, leaderboard_columns
+
+# The leaderboard contract (architecture.md), from the metric registry: ids and counts,
+# then each metric with its CI columns, counts, provenance, notes.
+LEADERBOARD_COLUMNS = leaderboard_columns()
 UTTERANCE_COLUMNS = [
-    "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error", "input_notes",
-    "wer", "ref_norm", "hyp_norm", "sim", "sim_ref", "quality", "rtf",
-    "audio_seconds", "wall_seconds", "cer", "hits", "subs", "dels", "ins", "n_ref_words",
+    "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error", "score_errors",
+    "input_notes", "wer", "ref_norm", "hyp_norm", "sim", "sim_min", "sim_last", "sim_ref", "sim_ref_min",
+    "sim_ref_last", "quality", "quality_min", "quality_last", "rtf", "audio_seconds", "wall_seconds",
+    "startup_seconds", "clip_fraction", "cer", "hits", "subs", "dels", "ins", "n_ref_words", "asr_cuts", "asr_cut_db",
+    "scorer_versions",
 ]
-# Columns that identify a row or name a model: never averaged, compared or plotted.
-TEXT_COLUMNS = {"system", "bucket", "id", "run", "status", "error", "input_notes", "ref_norm", "hyp_norm", "speaker",
-                "duration_source", "sim_model", "quality_model", "asr_model", "normalizer"}
-HEADLINE = ["n", "n_failed", "wer", "wer_ci_low", "wer_ci_high", "sim", "quality", "rtf"]
+# Columns that identify a row, name a model or hold text: never averaged, compared or plotted.
+TEXT_COLUMNS = {"system", "bucket", "id", "run", "status", "error", "score_errors", "input_notes", "generation_notes",
+                "ref_norm",
+                "hyp_norm", "speaker", "duration_source", "notes", *PROVENANCE_COLUMNS}
+HEADLINE = ["n", "n_failed", "wer", "wer_ci_low", "wer_ci_high", "wer_ok", "sim", "sim_ref", "quality", "rtf"]
 FLOAT_FORMAT = "%.6g"
 
 
@@ -100,13 +100,13 @@ def order_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- reading
 
-_STR_COLS = {"system": str, "bucket": str, "id": str, "status": str}
+_STR_COLS = {"system": str, "bucket": str, "id": str, "status": str, "speaker": str}
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A leaderboard / utterances CSV with identifiers kept as strings ("007" stays "007")."""
     df = pd.read_csv(path, dtype=_STR_COLS, keep_default_na=True)
-    for c in ("error", "ref_norm", "hyp_norm"):
+    for c in ("error", "score_errors", "ref_norm", "hyp_norm", "notes"):
         if c in df.columns:
             df[c] = df[c].astype(object).where(df[c].notna(), None)
     return df

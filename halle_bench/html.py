@@ -28,7 +28,7 @@ import pandas as pd
 from .audio import SCORING_SR, load_audio
 from .errors import UtteranceError
 from .exports import sorted_buckets
-from .report import RunData, display_columns, markdown_table, settings_markdown
+from .report_tables import RunData, display_columns, markdown_table, settings_markdown
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .exports import sorted_buckets
+from .metric_registry import METRICS
 
 DPI = 110
 
@@ -71,9 +72,9 @@ def plot_wer_by_bucket(lb: pd.DataFrame, colors: dict | None = None) -> Figure:
                             linewidth=0)
     ax.set_xticks(x, [f"{b} s" if b != "all" else b for b in buckets])
     ax.set_xlabel("utterance length bucket")
-    ax.set_ylabel("WER (%)")
+    ax.set_ylabel(METRICS["wer"].label)
     ax.set_ylim(bottom=0)
-    ax.set_title("WER against length (bands: 95% bootstrap CI)")
+    ax.set_title("WER against length, failures counted (bands: 95% bootstrap CI)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize="small", frameon=False)
     return fig
@@ -166,6 +167,43 @@ def plot_wer_by_position(pos: pd.DataFrame | None, colors: dict | None = None) -
     return fig
 
 
+def plot_sim_quality_by_position(pos: pd.DataFrame | None, colors: dict | None = None) -> Figure | None:
+    """Mean window similarity and quality per 30 s slice of the generated audio within
+    long utterances (positional.csv `sim` / `quality`): where the voice drifts or the
+    audio degrades. One row per metric, one panel per length bucket."""
+    if pos is None or pos.empty or not {"system", "bucket", "start_seconds"} <= set(pos.columns):
+        return None
+    metrics = [c for c in ("sim", "quality") if c in pos.columns and pd.to_numeric(pos[c], errors="coerce").notna().any()]
+    if not metrics:
+        return None
+    buckets = [b for b in sorted_buckets(pos["bucket"]) if b != "all"] or ["all"]
+    colors = colors or system_colors(pos["system"])
+    fig = Figure(figsize=(min(4.2 * len(buckets) + 1.0, 16), 3.6 * len(metrics)), layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(len(metrics), len(buckets), squeeze=False)
+    for i, col in enumerate(metrics):
+        for j, b in enumerate(buckets):
+            ax = grid[i][j]
+            pb = pos[pos["bucket"] == b]
+            for s, g in pb.groupby("system", sort=False):
+                y = pd.to_numeric(g.sort_values("start_seconds")[col], errors="coerce")
+                if not y.notna().any():
+                    continue
+                n_col = f"n_{col}"
+                n = int(pd.to_numeric(g[n_col], errors="coerce").max()) if n_col in g.columns else None
+                ax.plot(g.sort_values("start_seconds")["start_seconds"], y, marker="o", color=colors[s],
+                        label=f"{s}" + (f" (n={n})" if n else ""))
+            ax.set_title(f"{b} s" if b != "all" else "all long utterances")
+            ax.grid(True, alpha=0.3)
+            if j == 0:
+                ax.set_ylabel(METRICS[col].label)
+            if i == len(metrics) - 1:
+                ax.set_xlabel("slice start within generated audio (s)")
+            ax.legend(fontsize="x-small", frameon=False)
+    fig.suptitle("Similarity and quality by position within long utterances")
+    return fig
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
@@ -179,5 +217,6 @@ def save_plots(lb: pd.DataFrame, utt: pd.DataFrame | None, pos: pd.DataFrame | N
     figs = {"wer_by_bucket": plot_wer_by_bucket(lb, colors) if "wer" in lb.columns else None,
             "sim_quality_by_bucket": plot_sim_quality(lb, colors),
             "rtf_vs_length": plot_rtf_vs_length(utt, colors),
-            "wer_by_position": plot_wer_by_position(pos, colors)}
+            "wer_by_position": plot_wer_by_position(pos, colors),
+            "sim_quality_by_position": plot_sim_quality_by_position(pos, colors)}
     return {name: save_figure(f, out_dir / f"{name}.png") for name, f in figs.items() if f is not None}

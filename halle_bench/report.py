@@ -9,10 +9,15 @@ Decisions where the spec is silent:
   `<first run's parent>/merged-report`, unless `out_dir` is given.
 - WER is shown in percent in human-facing tables (report.md, terminal, HTML); the CSV
   and JSON exports keep fractions, like the contract.
-- The WER-by-position table is computed from scores.jsonl (`pos_errors` / `pos_words`
-  per utterance) over *long* utterances only (two windows or more), failed ones left
-  out, so that short utterances do not dilute the first window. Without those rows it
-  falls back to the runner's positional.csv.
+- The by-position figures come from the run's positional.csv (aggregate: long
+  utterances only, two 30 s slices or more, so that short ones do not dilute the first
+  slice; WER per slice of the reference, similarity and quality per slice of the
+  generated audio). The report reads no JSONL table: the run directory's layout is
+  aggregate's business.
+- "Common set": the leaderboard recomputed (the same registry maths) over the
+  utterances that every system of the report completed, so that no comparison there
+  mixes different sets; a system that gives up on long texts shows its failures in the
+  main table and cannot look better in this one.
 """
 
 from __future__ import annotations
@@ -20,46 +25,18 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from .errors import ConfigError
+from .report_tables import (RunData, display_columns, fmt, fmt_ci, leaderboard_markdown, markdown_table,
+                            render_leaderboard_table, settings_markdown)
 from .exports import (LEADERBOARD_COLUMNS, TEXT_COLUMNS, order_rows, read_table, sorted_buckets,
                       write_exports)
 
 DEFAULT_WINDOW_SECONDS = 30.0
-# Leaderboard columns shown beyond the fixed ones when a run has them.
-OPTIONAL_SHOWN = ["pesq", "stoi", "sim_ref", "pause_w1", "loop_rate"]
-
-
-@dataclass
-class RunData:
-    path: Path
-    name: str
-    leaderboard: pd.DataFrame
-    utterances: pd.DataFrame | None
-    env: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    positional: pd.DataFrame | None = None
-    systems: dict[str, str] = field(default_factory=dict)  # shown name -> name inside the run
-
-    def audio_path(self, shown_system: str, utt_id: str) -> Path:
-        return self.path / "audio" / self.systems.get(shown_system, shown_system) / f"{utt_id}.wav"
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL table; a torn (killed) line is skipped, later rows win later."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -91,57 +68,16 @@ def window_seconds(run: RunData) -> float:
 
 
 def positional_table(run: RunData) -> pd.DataFrame | None:
-    """WER per position window, per (system, bucket), over long utterances (>= 2 windows)."""
-    sp = run.path / "scores.jsonl"
-    ok_ids = None
-    if run.utterances is not None and "status" in run.utterances.columns:
-        ok = run.utterances[run.utterances["status"] == "ok"]
-        ok_ids = set(zip(ok["system"], ok["id"].astype(str)))
-    win = window_seconds(run)
-    latest: dict[tuple, dict] = {}
-    if sp.exists():
-        for r in _read_jsonl(sp):
-            vals = r.get("values") or {}
-            if not r.get("error") and "pos_errors" in vals and "pos_words" in vals:
-                latest[(r.get("system"), str(r.get("id")))] = r
-    acc: dict[tuple, dict[int, list]] = {}
-    bucket_of = {}
-    if run.utterances is not None:
-        bucket_of = dict(zip(zip(run.utterances["system"], run.utterances["id"].astype(str)), run.utterances["bucket"]))
-    for (system, uid), r in latest.items():
-        if ok_ids is not None and (system, uid) not in ok_ids:
-            continue
-        pe, pw = r["values"]["pos_errors"], r["values"]["pos_words"]
-        if not isinstance(pe, list) or len(pe) < 2 or len(pe) != len(pw):
-            continue
-        w = float(r["values"].get("window_seconds") or win)
-        for b in (bucket_of.get((system, uid), "unknown"), "all"):
-            cell = acc.setdefault((system, b, w), {})
-            for i, (e, n) in enumerate(zip(pe, pw)):
-                c = cell.setdefault(i, [0.0, 0.0, 0])
-                c[0] += float(e)
-                c[1] += float(n)
-                c[2] += 1
-    rows = [{"system": s, "bucket": b, "window": i, "start_seconds": i * w, "errors": e, "words": n,
-             "n_utterances": k, "wer": e / n if n else math.nan}
-            for (s, b, w), cell in acc.items() for i, (e, n, k) in sorted(cell.items())]
-    if rows:
-        return order_rows(pd.DataFrame(rows)).sort_values(["system", "bucket", "window"], kind="mergesort",
-                                                          key=_bucket_aware).reset_index(drop=True)
-    if (run.path / "positional.csv").exists():
-        return read_table(run.path / "positional.csv")
-    return None
-
-
-def _bucket_aware(col: pd.Series) -> pd.Series:
-    from .exports import bucket_sort_key
-
-    if col.name == "bucket":
-        return col.map(lambda b: bucket_sort_key(b)[:2])
-    if col.name == "system":
-        rank = {s: i for i, s in enumerate(dict.fromkeys(col))}
-        return col.map(rank)
-    return col
+    """The run's positional.csv (aggregate writes it: WER, similarity and quality by
+    position within long utterances); None when the run has none or it is empty."""
+    p = run.path / "positional.csv"
+    if not p.exists():
+        return None
+    try:
+        df = read_table(p)
+    except pd.errors.EmptyDataError:
+        return None
+    return df if len(df) else None
 
 
 def load_runs(run_dirs: list[str | Path]) -> list[RunData]:
@@ -182,126 +118,36 @@ def merge_positional(runs: list[RunData]) -> pd.DataFrame | None:
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
+def common_set(utt: pd.DataFrame | None, runs: list[RunData]) -> tuple[pd.DataFrame | None, int]:
+    """(leaderboard over the utterances every system completed, how many utterances)."""
+    from .leaderboard import leaderboard_rows
+
+    if utt is None or "status" not in utt.columns or utt["system"].nunique() < 2:
+        return None, 0
+    systems = list(dict.fromkeys(utt["system"]))
+    ok = utt[utt["status"] == "ok"]
+    done = ok.groupby("id")["system"].nunique()
+    ids = set(done[done == len(systems)].index)
+    if not ids:
+        return None, 0
+    if len(ids) == utt["id"].nunique():  # nothing failed anywhere: the leaderboard is already common
+        return None, len(ids)
+    sel = utt[utt["id"].isin(ids)]
+    rows = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
+            for r in sel.to_dict(orient="records")]
+    cfg = runs[0].config.get("run") or {}
+    n_boot = int(cfg.get("n_boot", 1000))
+    seed = int(runs[0].env.get("seed") or cfg.get("seed") or 0)
+    lb = pd.DataFrame(leaderboard_rows(rows, [(s, "") for s in systems], n_boot, seed))
+    return order_rows(lb), len(ids)
+
+
 def failures(utt: pd.DataFrame | None) -> pd.DataFrame:
     cols = ["system", "id", "bucket", "error"]
     if utt is None or "status" not in utt.columns:
         return pd.DataFrame(columns=cols)
     f = utt[utt["status"] != "ok"]
     return f[[c for c in cols if c in f.columns]].reset_index(drop=True)
-
-
-# ----------------------------------------------------------------------------- formatting
-
-
-def _isnum(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(float(v))
-
-
-def fmt(v: Any, scale: float = 1.0, digits: int = 2) -> str:
-    return f"{float(v) * scale:.{digits}f}" if _isnum(v) else "–"
-
-
-def fmt_ci(row: dict, col: str, scale: float = 1.0, digits: int = 2) -> str:
-    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
-    main = fmt(row.get(col), scale, digits)
-    if _isnum(lo) and _isnum(hi):
-        return f"{main} [{fmt(lo, scale, digits)}, {fmt(hi, scale, digits)}]"
-    return main
-
-
-def display_columns(df: pd.DataFrame) -> list[tuple[str, Callable[[dict], str]]]:
-    """(header, cell formatter) of the human-facing leaderboard; shared by md, rich and HTML."""
-    cols: list[tuple[str, Callable[[dict], str]]] = [
-        ("system", lambda r: str(r["system"])),
-        ("bucket", lambda r: str(r["bucket"])),
-        ("n", lambda r: str(int(r["n"])) if _isnum(r.get("n")) else "–"),
-        ("failed", lambda r: str(int(r["n_failed"])) if _isnum(r.get("n_failed")) else "–"),
-        ("WER % [95% CI]", lambda r: fmt_ci(r, "wer", 100, 1)),
-        ("WER macro %", lambda r: fmt(r.get("wer_macro"), 100, 1)),
-        ("sub/del/ins %", lambda r: "/".join(fmt(r.get(k), 100, 1) for k in ("sub_rate", "del_rate", "ins_rate"))),
-        ("sim [95% CI]", lambda r: fmt_ci(r, "sim", 1, 3)),
-        ("quality [95% CI]", lambda r: fmt_ci(r, "quality", 1, 2)),
-        ("RTF", lambda r: fmt(r.get("rtf"), 1, 3)),
-    ]
-    for c in OPTIONAL_SHOWN:
-        if c in df.columns and df[c].notna().any():
-            cols.append((c, lambda r, c=c: fmt(r.get(c), 1, 3)))
-    return cols
-
-
-def _md_cell(s: Any) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-
-
-def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
-    out = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def leaderboard_markdown(df: pd.DataFrame) -> str:
-    cols = display_columns(df)
-    rows = [[f(r) for _, f in cols] for r in df.to_dict(orient="records")]
-    return markdown_table([h for h, _ in cols], rows)
-
-
-def render_leaderboard_table(df: pd.DataFrame, title: str | None = "halle-bench leaderboard"):
-    """A rich Table of the leaderboard: one section per system, the "all" row in bold."""
-    from rich.table import Table
-
-    cols = display_columns(df)
-    table = Table(title=title, show_lines=False)
-    for h, _ in cols:
-        table.add_column(h, justify="left" if h in ("system", "bucket") else "right", no_wrap=True)
-    prev = None
-    for r in df.to_dict(orient="records"):
-        if prev is not None and r["system"] != prev:
-            table.add_section()
-        prev = r["system"]
-        table.add_row(*[f(r) for _, f in cols], style="bold" if r["bucket"] == "all" else None)
-    return table
-
-
-# ----------------------------------------------------------------------------- settings
-
-
-def settings_markdown(run: RunData) -> str:
-    """What produced a run: code, models (+ sha256), dataset, normaliser, decoding, seeds."""
-    env, cfg = run.env, run.config
-    lines = [f"### {run.name}", "", f"- path: `{run.path}`"]
-    for label, key in (("halle-bench", "halle_bench"), ("git revision", "git_revision"), ("device", "device"),
-                       ("platform", "platform"), ("seed", "seed")):
-        if env.get(key) is not None:
-            lines.append(f"- {label}: `{env[key]}`")
-    run_cfg = cfg.get("run") or {}
-    if run_cfg:
-        lines.append("- run: " + ", ".join(f"{k} = `{v}`" for k, v in run_cfg.items()))
-    if env.get("utterance_seeds"):
-        lines.append(f"- per-utterance seeds: {env['utterance_seeds']}")
-    ds = cfg.get("dataset") or {}
-    if ds:
-        lines.append("- dataset: " + ", ".join(f"{k} = `{v}`" for k, v in ds.items()))
-    versions = env.get("versions") or {}
-    if versions:
-        lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    metrics = cfg.get("metrics") or {}
-    if metrics:
-        lines += ["", "Metrics (models, normaliser, decoding):", ""]
-        lines.append(markdown_table(["metric", "settings"], [[k, ", ".join(f"{a} = {b}" for a, b in v.items())
-                                                              if isinstance(v, dict) else v] for k, v in metrics.items()]))
-    systems = cfg.get("systems") or []
-    if systems:
-        lines += ["", "Systems:", ""]
-        lines.append(markdown_table(["name", "kind", "settings"], [
-            [s.get("name"), s.get("kind"), ", ".join(f"{k} = {v}" for k, v in s.items() if k not in ("name", "kind"))]
-            for s in systems]))
-    models = env.get("models") or []
-    if models:
-        lines += ["", "Model files:", ""]
-        lines.append(markdown_table(["used by", "model", "sha256", "path"], [
-            [m.get("scorer") or m.get("system") or "", m.get("name", ""), f"`{m.get('sha256') or 'n/a'}`",
-             m.get("path") or ""] for m in models]))
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- write
@@ -318,12 +164,25 @@ def runs_meta(runs: list[RunData]) -> list[dict[str, Any]]:
 
 
 def build_markdown(runs: list[RunData], lb: pd.DataFrame, fails: pd.DataFrame, plots: dict[str, Path],
-                   out_dir: Path, exports: dict[str, Path]) -> str:
+                   out_dir: Path, exports: dict[str, Path], common: pd.DataFrame | None = None,
+                   n_common: int = 0) -> str:
     parts = ["# halle-bench report", ""]
     parts += ["Runs: " + ", ".join(f"`{r.name}` ({r.path})" for r in runs), ""]
     parts += ["## Leaderboard", "",
-              "WER is corpus-level (total edits / reference words) in percent, with a bootstrap 95% CI; "
-              "`failed` utterances are counted, not scored.", "", leaderboard_markdown(lb), ""]
+              "WER is corpus-level (total edits / reference words) in percent over every attempted utterance, "
+              "with a 95% CI (bootstrap clustered by speaker; none under 5 utterances): a failed generation counts "
+              "as all-deleted. Similarity and quality are means over the successes (n= when some failed).", "",
+              leaderboard_markdown(lb), ""]
+    if common is None and n_common:
+        parts += ["Every system completed every utterance: the leaderboard is over one common set.", ""]
+    if common is not None:
+        parts += [f"## Common set ({n_common} utterances every system completed)", "",
+                  "The same metrics over the utterances that no system failed, so that these rows compare "
+                  "systems on the same texts.", "", leaderboard_markdown(common), ""]
+    notes = [f"{r['system']} {r['bucket']}: {r['notes']}" for r in lb.to_dict(orient="records")
+             if isinstance(r.get("notes"), str) and r["notes"]]
+    if notes:
+        parts += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]
     if plots:
         parts += ["## Plots", ""]
         for name, p in plots.items():
@@ -362,7 +221,8 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, html: bool =
     plots = save_plots(lb, utt, pos, out_dir / "plots")
     exports = write_exports(lb, utt, out_dir / "exports", runs_meta(runs))
     md = out_dir / "report.md"
-    md.write_text(build_markdown(runs, lb, fails, plots, out_dir, exports))
+    common, n_common = common_set(utt, runs)
+    md.write_text(build_markdown(runs, lb, fails, plots, out_dir, exports, common, n_common))
     if html:
         from .html import write_html
 
@@ -373,6 +233,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, html: bool =
     return md
 
 
-__all__ = ["RunData", "load_run", "load_runs", "merge_leaderboards", "merge_utterances", "failures",
+__all__ = ["RunData", "load_run", "load_runs", "merge_leaderboards", "merge_utterances", "failures", "common_set",
+           "positional_table", "display_columns", "fmt", "fmt_ci", "markdown_table",
            "render_leaderboard_table", "leaderboard_markdown", "settings_markdown", "write_report",
            "LEADERBOARD_COLUMNS", "TEXT_COLUMNS", "sorted_buckets"]

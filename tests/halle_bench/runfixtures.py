@@ -47,6 +47,8 @@ class FakeSystem:
     quality: float = 3.2
     rtf: float = 0.5
     fail_ids: tuple[str, ...] = ()
+    extra_sub: float = 0.0  # extra substitution probability ...
+    extra_sub_buckets: tuple[str, ...] = ()  # ... in these buckets only (a small, local regression)
 
 
 DEFAULT_SYSTEMS = (
@@ -95,6 +97,7 @@ def simulate(sys: FakeSystem, utt: dict, seed: int) -> dict:
     pos_errors, pos_words = [0] * n_win, [0] * n_win
     hyp: list[str] = []
     subs = dels = ins = 0
+    sub_p = sys.sub_p + (sys.extra_sub if utt["bucket"] in sys.extra_sub_buckets else 0.0)
     for i, w in enumerate(ref):
         t = dur * i / n
         win = min(int(t // WINDOW_SECONDS), n_win - 1)
@@ -104,7 +107,7 @@ def simulate(sys: FakeSystem, utt: dict, seed: int) -> dict:
         if i >= keep or u < sys.del_p + p_extra / 2:
             dels += 1
             pos_errors[win] += 1
-        elif u < sys.del_p + sys.sub_p + p_extra:
+        elif u < sys.del_p + sub_p + p_extra:
             subs += 1
             pos_errors[win] += 1
             hyp.append(VOCAB[(VOCAB.index(w) + 1) % len(VOCAB)])
@@ -122,6 +125,8 @@ def simulate(sys: FakeSystem, utt: dict, seed: int) -> dict:
         "wer": errors / n, "char_errors": int(round(errors * 4.7)), "n_ref_chars": len(utt["text"]),
         "ref_norm": utt["text"], "hyp_norm": " ".join(hyp),
         "pos_errors": pos_errors, "pos_words": pos_words,
+        "pos_sim": [float(np.clip(sys.sim - sys.drift_per_window * k + rng.normal(0, 0.02), -1, 1))
+                    for k in range(n_win)],
         "sim": float(np.clip(sys.sim + rng.normal(0, 0.05), -1, 1)),
         "quality": float(np.clip(sys.quality + rng.normal(0, 0.25), 1, 5)),
         "loop": bool(rng.random() < 0.02 + sys.drift_per_window),
@@ -130,48 +135,19 @@ def simulate(sys: FakeSystem, utt: dict, seed: int) -> dict:
     }
 
 
-def _boot(values: np.ndarray, rng: np.random.Generator, n_boot: int, denom: np.ndarray | None = None):
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    s = values[idx].sum(1) / denom[idx].sum(1) if denom is not None else values[idx].mean(1)
-    return float(np.quantile(s, 0.025)), float(np.quantile(s, 0.975))
-
-
 def leaderboard(udf: pd.DataFrame, systems, seed: int, n_boot: int) -> pd.DataFrame:
-    with np.errstate(invalid="ignore", divide="ignore"):  # a bucket whose utterances all failed: NaN
-        return _leaderboard(udf, systems, seed, n_boot)
+    """The leaderboard the aggregator would write for these per-utterance rows."""
+    from halle_bench.leaderboard import leaderboard_rows
+
+    rows = [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
+            for r in udf.to_dict(orient="records")]
+    return pd.DataFrame(leaderboard_rows(rows, [(s.name, s.kind) for s in systems], n_boot, seed))
 
 
-def _leaderboard(udf: pd.DataFrame, systems, seed: int, n_boot: int) -> pd.DataFrame:
-    buckets = [f"{lo}-{hi}" for lo, hi in BUCKETS] + ["all"]
-    rows = []
-    for sys in systems:
-        for b in buckets:
-            sel = udf[(udf.system == sys.name) & ((udf.bucket == b) | (b == "all"))]
-            ok = sel[sel.status == "ok"]
-            rng = np.random.default_rng(seed)
-            err = (ok.subs + ok.dels + ok.ins).to_numpy(float)
-            words = ok.n_ref_words.to_numpy(float)
-            lo, hi = _boot(err, rng, n_boot, words)
-            slo, shi = _boot(ok.sim.to_numpy(float), rng, n_boot)
-            qlo, qhi = _boot(ok.quality.to_numpy(float), rng, n_boot)
-            rows.append({
-                "system": sys.name, "bucket": b, "n": len(sel), "n_failed": len(sel) - len(ok),
-                "audio_seconds": ok.audio_seconds.sum(),
-                "wer": err.sum() / words.sum(), "wer_ci_low": lo, "wer_ci_high": hi,
-                "wer_macro": ok.wer.mean(), "wer_median": ok.wer.median(), "wer_p95": ok.wer.quantile(0.95),
-                "wer_over_50": (ok.wer > 0.5).mean(), "cer": ok.char_errors.sum() / ok.n_ref_chars.sum(),
-                "sub_rate": ok.subs.sum() / words.sum(), "del_rate": ok.dels.sum() / words.sum(),
-                "ins_rate": ok.ins.sum() / words.sum(),
-                "sim": ok.sim.mean(), "sim_ci_low": slo, "sim_ci_high": shi,
-                "quality": ok.quality.mean(), "quality_ci_low": qlo, "quality_ci_high": qhi,
-                "rtf": ok.wall_seconds.sum() / ok.audio_seconds.sum(),
-                "loop_rate": ok.loop.astype(float).mean(),
-                "sim_model": "resemblyzer", "quality_model": "dnsmos", "asr_model": "whisper-base",
-                "normalizer": "whisper-en",
-            })
-    return pd.DataFrame(rows)
+def positional(udf: pd.DataFrame, lists: dict) -> pd.DataFrame:
+    from halle_bench.leaderboard import POSITIONAL_COLUMNS, positional_rows
+
+    return pd.DataFrame(positional_rows(udf.to_dict(orient="records"), lists), columns=POSITIONAL_COLUMNS)
 
 
 def _tone(seconds: float, f0: float, sr: int = 16000) -> np.ndarray:
@@ -208,14 +184,18 @@ def make_run(out: str | Path, systems=DEFAULT_SYSTEMS, seed: int = 0, n_per_buck
     out.mkdir(parents=True, exist_ok=True)
     utts = utterance_set(n_per_bucket)
     urows, gen, scores = [], [], []
+    lists: dict = {}
     for sys in systems:
         for u in utts:
             base = {"system": sys.name, "id": u["id"], "bucket": u["bucket"], "duration": u["duration"],
-                    "speaker": f"spk{int(u['lo']) % 3}"}
+                    "speaker": f"spk{utts.index(u) % 4}"}
             if u["id"] in sys.fail_ids:
                 err = "command exited with status 1: out of memory"
                 gen.append({"system": sys.name, "id": u["id"], "status": "failed", "error": err})
-                urows.append({**base, "status": "failed", "error": err})
+                n_words, n_chars = len(u["text"].split()), len(u["text"])  # all-deleted, as aggregate writes it
+                urows.append({**base, "status": "failed", "error": err, "wer": 1.0, "hits": 0, "subs": 0,
+                              "dels": n_words, "ins": 0, "n_ref_words": n_words, "char_errors": n_chars,
+                              "n_ref_chars": n_chars, "ref_norm": u["text"], "hyp_norm": ""})
                 continue
             r = simulate(sys, u, seed)
             gen.append({"system": sys.name, "id": u["id"], "status": "ok", "error": None,
@@ -223,18 +203,22 @@ def make_run(out: str | Path, systems=DEFAULT_SYSTEMS, seed: int = 0, n_per_buck
             wer_vals = {k: r[k] for k in ("wer", "hits", "subs", "dels", "ins", "n_ref_words", "char_errors",
                                           "n_ref_chars", "ref_norm", "hyp_norm", "pos_errors", "pos_words")}
             wer_vals.update(asr_model="whisper-base", normalizer="whisper-en", loop=r["loop"])
-            for scorer, vals in (("wer", wer_vals), ("sim", {"sim": r["sim"], "sim_model": "resemblyzer"}),
+            for scorer, vals in (("wer", wer_vals), ("sim", {"sim": r["sim"], "sim_model": "resemblyzer", "pos_sim": r["pos_sim"]}),
                                  ("quality", {"quality": r["quality"], "quality_model": "dnsmos"})):
                 scores.append({"system": sys.name, "id": u["id"], "scorer": scorer, "version": "1",
                                "key": f"{sys.name}:{u['id']}:{scorer}", "values": vals, "error": None})
-            urows.append({**base, "status": "ok", "error": None,
-                          **{k: v for k, v in r.items() if k not in ("pos_errors", "pos_words")}})
+            urows.append({**base, "status": "ok", "error": None, "asr_model": "whisper-base",
+                          "normalizer": "whisper-en", "sim_model": "resemblyzer", "quality_model": "dnsmos",
+                          **{k: v for k, v in r.items() if k not in ("pos_errors", "pos_words", "pos_sim")}})
+            lists[(sys.name, u["id"])] = {"pos_errors": r["pos_errors"], "pos_words": r["pos_words"],
+                                          "pos_sim": r["pos_sim"]}
             if audio:
                 f0 = 140.0 + 40 * systems.index(sys) + 3 * utts.index(u) % 50
                 save_audio(out / "audio" / sys.name / f"{u['id']}.wav", _tone(min(u["duration"], audio_cap), f0), 16000)
     udf = pd.DataFrame(urows)
     udf.to_csv(out / "utterances.csv", index=False, float_format="%.6g")
     leaderboard(udf, systems, seed, n_boot).to_csv(out / "leaderboard.csv", index=False, float_format="%.6g")
+    positional(udf, lists).to_csv(out / "positional.csv", index=False, float_format="%.6g")
     with open(out / "generation.jsonl", "w") as f:
         f.writelines(json.dumps(g) + "\n" for g in gen)
     with open(out / "scores.jsonl", "w") as f:

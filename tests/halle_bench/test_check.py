@@ -39,8 +39,9 @@ def test_noise_only_passes(runs):
     assert not r.regressed and r.exit_code == 0
     assert r.markdown.startswith("## halle-bench check: PASSED")
     gated = [x for x in r.rows if x.verdict not in ("info", "unchecked")]
-    assert {x.metric for x in gated} >= {"wer", "sim", "quality", "fail_rate"}
-    assert all(x.test == "paired" for x in gated)
+    assert {x.metric for x in gated} >= {"wer", "wer_ok", "wer_macro", "cer", "sim", "quality", "loop_rate",
+                                         "n_failed"}
+    assert all(x.test == "paired" for x in gated if x.metric != "n_failed")
     # some cells do move by noise beyond the CI-derived tolerance: the test is what keeps them from failing
     assert any(x.verdict in ("worse (n.s.)", "better (n.s.)") for x in r.rows)
 
@@ -49,9 +50,10 @@ def test_degradation_fails_and_names_buckets(runs):
     r = check(runs["degraded"], runs["base"] / "leaderboard.csv", n_boot=N_BOOT)
     assert r.regressed and r.exit_code == 1
     assert r.regressed_buckets == [("halle", "30-60"), ("halle", "60-90"), ("halle", "all")]
-    assert all(x.metric == "wer" and x.significant for x in r.regressions)
+    assert all(x.significant for x in r.regressions)
+    assert {x.metric for x in r.regressions} >= {"wer"}
     assert r.markdown.startswith("## halle-bench check: FAILED")
-    assert "halle 30-60 (wer); halle 60-90 (wer); halle all (wer)" in r.markdown
+    assert "halle 30-60 (wer" in r.markdown and "halle 60-90 (wer" in r.markdown
     # the breakdown says what moved: deletions
     info = {(x.bucket, x.metric): x for x in r.rows if x.verdict == "info"}
     assert info[("60-90", "del_rate")].delta > 0.25
@@ -90,15 +92,16 @@ def test_baseline_utterances_beside_or_explicit(runs, tmp_path):
 
 def test_explicit_tolerances(runs):
     base = runs["base"] / "leaderboard.csv"
-    loose = check(runs["degraded"], base, {"wer": "0.5"}, n_boot=N_BOOT)
+    wer_family = ("wer", "wer_ok", "wer_macro", "cer")
+    loose = check(runs["degraded"], base, {m: "0.5" for m in wer_family}, n_boot=N_BOOT)
     assert not loose.regressed  # +0.27..0.29 is within an absolute 0.5
     rel = check(runs["degraded"], base, {"wer": "50%"}, n_boot=N_BOOT)
     row = next(x for x in rel.rows if (x.system, x.bucket, x.metric) == ("halle", "60-90", "wer"))
     assert row.tolerance == pytest.approx(0.5 * row.baseline) and row.tolerance_rule == "50%"
     assert rel.regressed
-    off = check(runs["degraded"], base, {"wer": "off"}, n_boot=N_BOOT)
+    off = check(runs["degraded"], base, {m: "off" for m in wer_family}, n_boot=N_BOOT)
     assert not any(x.metric == "wer" for x in off.rows) and not off.regressed
-    # a metric without a CI is gated only when given a tolerance
+    # the sub/del/ins breakdown is shown, and gated only when given a tolerance
     d = check(runs["degraded"], base, {"del_rate": "0.05"}, n_boot=N_BOOT)
     assert ("halle", "60-90") in {(x.system, x.bucket) for x in d.regressions if x.metric == "del_rate"}
 
@@ -109,8 +112,11 @@ def test_failures_are_gated(runs, tmp_path):
     cand = make_run(tmp_path / "failing", systems=sysm, seed=1, audio=False)
     r = check(cand, runs["base"] / "leaderboard.csv", n_boot=N_BOOT)
     assert ("valle", "60-90") in r.regressed_buckets
-    fr = next(x for x in r.rows if (x.system, x.bucket, x.metric) == ("valle", "60-90", "fail_rate"))
-    assert fr.verdict == "regressed" and fr.candidate == 1.0 and fr.baseline == pytest.approx(1 / 8)
+    fr = next(x for x in r.rows if (x.system, x.bucket, x.metric) == ("valle", "60-90", "n_failed"))
+    assert fr.verdict == "regressed" and fr.candidate == 8 and fr.baseline == 1
+    # the all-failed bucket's WER is 1.0, not an empty cell that would skip the comparison
+    w = next(x for x in r.rows if (x.system, x.bucket, x.metric) == ("valle", "60-90", "wer"))
+    assert w.candidate == 1.0 and w.verdict in ("regressed", "worse (n.s.)")
 
 
 def test_deterministic(runs):
@@ -138,10 +144,13 @@ def test_missing_columns_named(runs, tmp_path):
     lb.drop(columns=["bucket"]).to_csv(tmp_path / "nobucket.csv", index=False)
     with pytest.raises(CheckInputError, match="missing columns: bucket"):
         check(runs["noise"], tmp_path / "nobucket.csv")
+    # a metric the baseline has and the candidate lacks is a named regression, not a pass
     cand = pd.read_csv(runs["noise"] / "leaderboard.csv").drop(columns=["sim", "sim_ci_low", "sim_ci_high"])
     cand.to_csv(tmp_path / "nosim.csv", index=False)
-    with pytest.raises(CheckInputError, match="candidate .* missing columns .*: sim"):
-        check(tmp_path / "nosim.csv", runs["base"] / "leaderboard.csv")
+    r = check(tmp_path / "nosim.csv", runs["base"] / "leaderboard.csv")
+    assert r.exit_code == 1 and {x.metric for x in r.regressions} == {"sim"}
+    assert all(x.verdict == "missing" for x in r.regressions)
+    assert "gt 3-10 (sim missing)" in r.markdown
     with pytest.raises(CheckInputError, match="missing columns for the tolerances given: pesq"):
         check(runs["noise"], runs["base"] / "leaderboard.csv", {"pesq": "0.1"})
 
@@ -210,3 +219,101 @@ def test_ci_welch_p():
     assert ci_welch_p(2 * math.sqrt(2), 1.96, 1e6, 1.96, 1e6) == pytest.approx(0.0455, abs=1e-3)
     # small buckets: wider tails than the normal
     assert ci_welch_p(2 * math.sqrt(2), 1.96, 8, 1.96, 8) > 0.05
+
+
+# ----------------------------------------------------------------------------- issue 9: a gate that cannot be fooled
+
+
+def test_one_new_failure_fails_without_significance(runs, tmp_path):
+    # the landed gate said "worse (n.s.)" and PASSED for this
+    sysm = tuple(replace(s, fail_ids=s.fail_ids + ("u60-90-05",)) if s.name == "halle" else s
+                 for s in DEFAULT_SYSTEMS)
+    cand = make_run(tmp_path / "one-more", systems=sysm, seed=0, audio=False)
+    r = check(cand, runs["base"] / "leaderboard.csv", n_boot=N_BOOT)
+    assert r.exit_code == 1
+    row = next(x for x in r.regressions if x.metric == "n_failed" and x.bucket == "60-90")
+    assert (row.system, row.baseline, row.candidate) == ("halle", 0, 1)
+    assert "| halle | 60-90 | n_failed ↓ | 0 | 1 | +1 |" in r.markdown
+    # the user may tolerate one new failure per cell
+    assert not any(x.metric == "n_failed" for x in check(cand, runs["base"] / "leaderboard.csv", {"n_failed": "1"},
+                                                          n_boot=N_BOOT).regressions)
+
+
+def test_wer_gated_from_contract_columns_alone(runs, tmp_path):
+    """No wer_ci_* columns and no utterances: a WER that triples in one bucket still fails."""
+    base = pd.read_csv(runs["base"] / "leaderboard.csv")
+    ci_cols = [c for c in base.columns if "_ci_" in c]
+    base.drop(columns=ci_cols).to_csv(tmp_path / "base.csv", index=False)
+    cand = base.drop(columns=ci_cols).copy()
+    cell = (cand.system == "halle") & (cand.bucket == "30-60")
+    cand.loc[cell, "wer"] = 3 * cand.loc[cell, "wer"]
+    (tmp_path / "c").mkdir()
+    cand.to_csv(tmp_path / "c" / "cand.csv", index=False)
+    r = check(tmp_path / "c" / "cand.csv", tmp_path / "base.csv")
+    assert r.regressed_buckets == [("halle", "30-60")]
+    row = r.regressions[0]
+    assert row.metric == "wer" and row.tolerance_rule == "n" and 0 < row.tolerance < row.delta
+    # unchanged leaderboards pass
+    assert not check(tmp_path / "base.csv", tmp_path / "base.csv").regressed
+
+
+def test_different_scoring_is_refused_unless_allowed(runs, tmp_path):
+    from halle_bench.check import CheckMismatchError
+
+    cand = pd.read_csv(runs["noise"] / "leaderboard.csv")
+    cand["asr_model"] = "whisper-tiny.en"
+    cand.to_csv(tmp_path / "other-asr.csv", index=False)
+    with pytest.raises(CheckMismatchError, match="asr_model: baseline `whisper-base` vs candidate `whisper-tiny.en`"):
+        check(tmp_path / "other-asr.csv", runs["base"] / "leaderboard.csv")
+    r = check(tmp_path / "other-asr.csv", runs["base"] / "leaderboard.csv", allow_mismatch=True)
+    assert "not comparable, compared anyway (--allow-mismatch)" in r.markdown and "whisper-tiny.en" in r.markdown
+    for col, val in (("normalizer", "seed-tts-eval@1"), ("sim_model", "wavlm-tdnn"), ("quality_model", "utmos")):
+        c = pd.read_csv(runs["noise"] / "leaderboard.csv")
+        c[col] = val
+        c.to_csv(tmp_path / f"{col}.csv", index=False)
+        with pytest.raises(CheckMismatchError, match=col):
+            check(tmp_path / f"{col}.csv", runs["base"] / "leaderboard.csv")
+    # scorer versions: a baseline that records them refuses a candidate made by other maths
+    b = pd.read_csv(runs["base"] / "leaderboard.csv").assign(scorer_versions="quality@1 sim@1 wer@2")
+    b.to_csv(tmp_path / "bv.csv", index=False)
+    pd.read_csv(runs["noise"] / "leaderboard.csv").assign(scorer_versions="quality@1 sim@1 wer@3").to_csv(
+        tmp_path / "cv.csv", index=False)
+    with pytest.raises(CheckMismatchError, match="scorer_versions"):
+        check(tmp_path / "cv.csv", tmp_path / "bv.csv")
+    # a candidate that drops the column cannot dodge the comparison
+    pd.read_csv(runs["noise"] / "leaderboard.csv").drop(columns=["asr_model"]).to_csv(tmp_path / "noasr.csv",
+                                                                                      index=False)
+    with pytest.raises(CheckMismatchError, match="asr_model"):
+        check(tmp_path / "noasr.csv", runs["base"] / "leaderboard.csv")
+
+
+def test_cli_exit_codes_for_mismatch_and_new_failure(runs, tmp_path, capsys):
+    from halle_bench.cli import main
+
+    cand = pd.read_csv(runs["noise"] / "leaderboard.csv").assign(normalizer="none@1")
+    cand.to_csv(tmp_path / "c.csv", index=False)
+    base = str(runs["base"] / "leaderboard.csv")
+    assert main(["check", str(tmp_path / "c.csv"), "--baseline", base]) == 2
+    assert "normalizer" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "c.csv"), "--baseline", base, "--allow-mismatch"]) == 0
+    fail = pd.read_csv(runs["base"] / "leaderboard.csv")
+    fail.loc[(fail.system == "gt") & (fail.bucket == "3-10"), "n_failed"] = 1
+    fail.to_csv(tmp_path / "f.csv", index=False)
+    assert main(["check", str(tmp_path / "f.csv"), "--baseline", base]) == 1
+    assert "gt 3-10 (n_failed)" in capsys.readouterr().out
+
+
+def test_every_directional_column_has_a_tolerance(runs, tmp_path):
+    """pause_w1 and a scorer's own columns (dnsmos_*) are gated too; a not-gated metric
+    (rtf of an untimed system) that disappears is a note, not a regression."""
+    base = pd.read_csv(runs["base"] / "leaderboard.csv").assign(pause_w1=0.2, dnsmos_sig=3.0)
+    base.to_csv(tmp_path / "b.csv", index=False)
+    cand = pd.read_csv(runs["base"] / "leaderboard.csv").assign(pause_w1=0.35, dnsmos_sig=2.5)
+    cand.loc[cand.system == "gt", "rtf"] = np.nan
+    (tmp_path / "c").mkdir()
+    cand.to_csv(tmp_path / "c" / "c.csv", index=False)
+    r = check(tmp_path / "c" / "c.csv", tmp_path / "b.csv")
+    assert {x.metric for x in r.regressions} == {"pause_w1", "dnsmos_sig"}
+    assert not [x for x in r.rows if x.verdict == "unchecked"]
+    rule = {x.metric: x.tolerance_rule for x in r.rows}
+    assert rule["pause_w1"] == "0.1" and rule["dnsmos_sig"] == "5%"

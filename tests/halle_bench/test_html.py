@@ -30,7 +30,7 @@ def test_self_contained(page):
     _, text = page
     assert "<script" not in text
     assert not re.search(r'(src|href)="(?!data:)', text)  # nothing fetched from anywhere
-    assert text.count('src="data:image/png;base64,') == 4
+    assert text.count('src="data:image/png;base64,') == 5
     # one utterance per bucket, every system: 4 buckets x 3 systems, minus failures among the sample
     n_audio = text.count("<audio ")
     n_failed = text.count('class="err">failed:')
@@ -107,3 +107,12 @@ def test_renders_in_headless_chromium(page, tmp_path):
     assert img.mean() > 180 and img.std() > 20
     dark_rows = (img < 128).any(axis=1).mean()
     assert dark_rows > 0.3
+
+
+def test_no_report_html_import_cycle():
+    import subprocess
+    import sys
+
+    code = "import sys, halle_bench.html; print('halle_bench.report' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -65,9 +65,23 @@ def test_save_plots_png_and_deterministic(tables, tmp_path):
     lb, utt, pos = tables
     a = save_plots(lb, utt, pos, tmp_path / "a")
     b = save_plots(lb, utt, pos, tmp_path / "b")
-    assert list(a) == ["wer_by_bucket", "sim_quality_by_bucket", "rtf_vs_length", "wer_by_position"]
+    assert list(a) == ["wer_by_bucket", "sim_quality_by_bucket", "rtf_vs_length", "wer_by_position",
+                       "sim_quality_by_position"]
     for name in a:
         data = a[name].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
         assert data == b[name].read_bytes()
     assert list(save_plots(lb, None, None, tmp_path / "c")) == ["wer_by_bucket", "sim_quality_by_bucket"]
+
+
+def test_similarity_by_position_is_plotted(tables):
+    from halle_bench.plots import plot_sim_quality_by_position
+
+    _, _, pos = tables
+    fig = plot_sim_quality_by_position(pos)
+    assert [a.get_title() for a in fig.axes] == ["30-60 s", "60-90 s"]  # sim only: the fixture has no pos_quality
+    ln = next(x for x in fig.axes[1].get_lines() if x.get_label().startswith("valle"))
+    want = pos[(pos.system == "valle") & (pos.bucket == "60-90")].sort_values("start_seconds")
+    np.testing.assert_allclose(ln.get_ydata(), want.sim)
+    assert ln.get_ydata()[-1] < ln.get_ydata()[0]  # the fixture's valle drifts away from the voice
+    assert plot_sim_quality_by_position(pos.drop(columns=["sim"])) is None

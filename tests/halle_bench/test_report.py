@@ -40,9 +40,13 @@ def test_write_report_single_run(run, capsys):
         assert f"(plots/{name}.png)" in md and (run / "plots" / f"{name}.png").exists()
     assert (run / "exports" / "summary.json").exists()
     # buckets in numeric order, "all" last, within each system
-    board = md.split("## Leaderboard")[1].split("## Plots")[0]
+    board = md.split("## Leaderboard")[1].split("## Common set")[0]
     order = [line.split("|")[2].strip() for line in board.splitlines() if line.startswith("| halle |")]
     assert order == ["3-10", "10-30", "30-60", "60-90", "all"]
+    # the common set leaves out what any system failed (valle u60-90-03, halle u3-10-01), for every system
+    common = md.split("## Common set (30 utterances every system completed)")[1].split("## Plots")[0]
+    assert "| gt | 60-90 | 7 | 0 |" in common and "| halle | 3-10 | 7 | 0 |" in common
+    assert "| valle | 60-90 | 7 | 0 |" in common
 
 
 def test_console_gets_the_table(run, tmp_path):
@@ -90,7 +94,7 @@ def test_positional_table_long_utterances_only(run):
     e = sum(v["pos_errors"][2] for v in cell)
     w = sum(v["pos_words"][2] for v in cell)
     got = pos[(pos.system == "halle") & (pos.bucket == "60-90") & (pos.window == 2)].iloc[0]
-    assert got.wer == pytest.approx(e / w) and got.start_seconds == 60.0 and got.n_utterances == 8
+    assert got.wer == pytest.approx(e / w, rel=1e-5) and got.start_seconds == 60.0 and got.n_utterances == 8
 
 
 def test_not_a_run_dir(tmp_path):

@@ -245,5 +245,6 @@ def test_missing_prompt_reason_reaches_the_row(tmp_path):
     run(load_config(cfg), tmp_path / "out")
     utt = pd.read_csv(tmp_path / "out" / "utterances.csv").set_index("id")
     assert utt.loc["u0", "status"] == "ok" and utt.loc["u1", "status"] == "ok"
-    assert utt.loc["u2", "status"] == "failed"
-    assert "no prompt:" in utt.loc["u2", "error"] and "speaker" in utt.loc["u2", "error"]
+    # a scorer that cannot score an item is a score error, not a failed generation (issue 9)
+    assert utt.loc["u2", "status"] == "ok"
+    assert "no prompt:" in utt.loc["u2", "score_errors"] and "speaker" in utt.loc["u2", "score_errors"]
