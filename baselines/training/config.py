@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import _line_of, _line_of_header, parse_toml, read_text_file
-from .errors import ConfigError
+from halle_bench.config import _line_of, _line_of_header, parse_toml, read_text_file
+from halle_bench.errors import ConfigError
 
 MODELS = ("valle", "mreq", "halle")
 CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint")
@@ -173,7 +173,7 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
     d = table("data", _DATA)
     if d is None or "manifest" not in d:
         raise err("[data]: `manifest` is required", header="data")
-    from .data import FORMATS
+    from halle_bench.data import FORMATS
 
     fmt = d.get("format")
     if fmt is not None and fmt not in FORMATS:
