@@ -8,6 +8,8 @@
 | sampler  | duration-bucketed batches under a frame budget, by seed + epoch, split by rank |
 | dist     | torchrun / DDP set-up (nccl on CUDA, gloo on CPU)                          |
 | loop     | the scalable loop: DataLoader workers, accumulation, DDP, EMA, validation |
+| prepare  | validation split, wav hashing, tokens -> memory-mapped example sets       |
+| mreq_stream | MReQ training on random crops read from the files (no corpus in RAM)   |
 | metrics  | metrics.jsonl / metrics.csv and the curves plot                            |
 | speak    | the "does it speak" check: synthesise held-out texts, score with the WER scorer |
 
@@ -26,7 +28,8 @@ _LAZY = {
     "TokenStore": "shards", "extract_tokens": "shards", "WavHasher": "shards",
     "DurationBatchSampler": "sampler", "plan_batches": "sampler",
     "DistInfo": "dist", "init_distributed": "dist",
-    "LoopConfig": "loop", "fit": "loop",
+    "train": "loop", "validation_loss": "loop", "StreamingMReQTrainer": "mreq_stream",
+    "split_items": "prepare", "tokenize": "prepare", "ShardExamples": "shards",
     "MetricsLog": "metrics", "plot_curves": "metrics",
     "SpeakCheck": "speak",
 }

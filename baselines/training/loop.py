@@ -263,6 +263,7 @@ def train(
             if val_examples:
                 row.update(validation_loss(model, val_examples, cfg.batch_size, cfg.n_codebooks, cfg.device, cfg.seed))
             if on_eval is not None:
+                model.eval()
                 row.update(on_eval(at, model))
         model.train()
         return row

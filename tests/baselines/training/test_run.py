@@ -11,7 +11,7 @@ import torch
 
 from halle_bench.audio import save_audio
 from halle_bench.errors import ConfigError
-from halle_bench.training import load_train_config, run_training
+from halle_bench.baselines.training import load_train_config, run_training
 
 TEXTS = {"a": "The quick brown fox jumps.", "b": "Hello there, how are you?", "c": "One two three four."}
 SR = 16000
@@ -76,7 +76,9 @@ def _steps(ckpt: Path) -> dict:
 
 
 def test_valle_trains_loads_and_resumes(work, valle_ckpt):
-    from halle_bench.baselines.train import TokenCache
+    import numpy as np
+
+    from halle_bench.baselines.training.shards import TokenStore, WavHasher, store_id
     from halle_bench.baselines.valle import VALLE
 
     assert valle_ckpt == (work / "ckpt" / "valle").resolve()
@@ -84,14 +86,22 @@ def test_valle_trains_loads_and_resumes(work, valle_ckpt):
     assert v.codec.cfg.name == "tiny" and v.ar.cfg.transformer.d_model == 32 and v.nar.cfg.transformer.n_layers == 1
     assert _steps(valle_ckpt) == {"ar": 3, "nar": 3}
     # the fitted codec is kept and its tokens cached: three distinct utterances, varied codes
-    cache = TokenCache(valle_ckpt / "tokens", v.codec)
-    codes = cache.codes(work / "a.wav")
-    assert cache.hits == 1 and len(set(codes[0].tolist())) > 3
+    sha = WavHasher(valle_ckpt / "tokens" / "wav_sha256.json").sha256(work / "a.wav")
+    store = TokenStore(valle_ckpt / "tokens" / store_id({"tokens": "codec", **v.codec.identity()}))
+    codes = np.asarray(store.get(sha, "codes"))
+    assert codes.shape[0] == 8 and len(set(codes[0].tolist())) > 3
     w3 = {k: t.clone() for k, t in v.lm.state_dict().items()}
 
     # more steps on the same folder: continues from step 3, does not restart
     job = load_train_config(work / "valle.toml").with_overrides(steps=5)
-    run_training(job)
+    logs: list[str] = []
+
+    class Rep:
+        def log(self, msg):
+            logs.append(msg)
+
+    run_training(job, Rep())
+    assert any("tokens: 0 encoded, 3 reused, 0 wavs hashed" in m for m in logs), logs
     assert _steps(valle_ckpt) == {"ar": 5, "nar": 5}
     meta = json.loads((valle_ckpt / "train" / "ar" / "last" / "config.json").read_text())
     assert meta["extra"]["step"] == 5 and (valle_ckpt / "train" / "ar" / "step-0000003").is_dir()
@@ -261,7 +271,7 @@ def test_bad_configs_name_file_and_line(tmp_path, body, line, match):
 
 
 def test_overrides_and_stage_tables(tmp_path):
-    from halle_bench.training import _lib_train_config
+    from halle_bench.baselines.training.run import _lib_train_config
 
     p = write(tmp_path, "ok.toml", valle_cfg(7) + '[train.nar]\nsteps = 9\nbatch_size = 4\n')
     job = load_train_config(p)
