@@ -250,7 +250,10 @@ def train(
                                    cfg.bucket_pool, pos[0], pos[1])
     loader = torch.utils.data.DataLoader(_Items(examples), batch_sampler=_Positions(sampler),
                                          collate_fn=_Collate(cfg.n_codebooks), num_workers=cfg.num_workers,
-                                         persistent_workers=False, prefetch_factor=2 if cfg.num_workers else None)
+                                         persistent_workers=False, prefetch_factor=2 if cfg.num_workers else None,
+                                         # its own generator: the iterator's base seed must not draw from
+                                         # the global RNG (dropout), or a resumed run would drift
+                                         generator=torch.Generator().manual_seed(cfg.seed))
     it = iter(loader)
     t0 = time.perf_counter()
     acc_sum = loss_sum = 0.0
