@@ -15,7 +15,7 @@ from halle_bench.config import _line_of, _line_of_header, parse_toml, read_text_
 from halle_bench.errors import ConfigError
 
 MODELS = ("valle", "mreq", "halle")
-CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint")
+CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint", "shipped-teacher")
 SIZES = ("tiny", "paper")
 
 _TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train", "speak"}
@@ -268,7 +268,12 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
         if t is None or "path" not in t:
             raise err("model 'halle' needs [tokenizer] path = <an MReQ tokenizer folder (from model = \"mreq\")>",
                       header="tokenizer")
-        tokenizer = resolve(t["path"], "path", "[tokenizer]")
+        if t["path"] in ("shipped-mreq",):
+            from .shipped import CHECKPOINTS, SHIPPED
+
+            tokenizer = CHECKPOINTS / SHIPPED[t["path"]]  # loading it names the folder when absent
+        else:
+            tokenizer = resolve(t["path"], "path", "[tokenizer]")
         if i is not None and "valle" in i:
             init_valle = resolve(i["valle"], "valle", "[init]")
 

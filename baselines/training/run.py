@@ -153,6 +153,13 @@ def _make_codec(job: TrainJob, utts, reporter):
             return Codec.encodec_24khz(spec.checkpoint, spec.bandwidth)
         except (HalleBenchError, OSError, RuntimeError) as e:
             raise job.error(f"[codec]: {e}", "checkpoint" if spec.checkpoint else "kind", "[codec]") from None
+    if spec.kind == "shipped-teacher":
+        from .shipped import shipped_dir
+
+        try:
+            return Codec.load(shipped_dir(spec.kind))
+        except (HalleBenchError, OSError, KeyError, ValueError, TypeError) as e:
+            raise job.error(f"[codec]: {e}", "kind", "[codec]") from None
     if spec.kind == "checkpoint":
         try:
             return Codec.load(spec.checkpoint)

@@ -292,3 +292,25 @@ def test_out_holding_another_model_is_refused(work, valle_ckpt):
     with pytest.raises(ConfigError, match="holds a 'valle' training") as ei:
         run_training(load_train_config(write(work, "wrong.toml", cfg)))
     assert ei.value.line == 2
+
+
+def test_validation_split_speak_check_and_curves(work, speech):
+    # 4 utterances: 2 held out (validation loss + the speak check), 2 trained on
+    save_audio(work / "d.wav", speech("Seven eight nine ten.", sr=SR), SR)
+    with open(work / "train4.jsonl", "w") as f:
+        for uid, text in {**TEXTS, "d": "Seven eight nine ten."}.items():
+            f.write(json.dumps({"id": uid, "text": text, "audio": f"{uid}.wav"}) + "\n")
+    body = valle_cfg(2).replace('out = "ckpt/valle"', 'out = "ckpt/valle-val"').replace(
+        'manifest = "train.jsonl"', 'manifest = "train4.jsonl"\nval_items = 2\ntokens_dir = "shared-tokens"')
+    body += 'val_every = 1\n[speak]\nasr = "whisper-tiny.en"\nitems = 2\nbeam_size = 1\n'
+    out = run_training(load_train_config(write(work, "valle-val.toml", body)))
+    info = json.loads((out / "training.json").read_text())
+    assert info["n_examples"] == 2 and info["n_validation"] == 2 and len(info["validation_ids"]) == 2
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in rows} == {"ar", "nar"}
+    assert [r["step"] for r in rows if r["stage"] == "ar" and "val_loss" in r] == [1, 2]
+    speak = [r for r in rows if "val_wer" in r]
+    # the check runs in the NAR stage (AR + NAR make speech) at the end; an untrained model babbles
+    assert [r["stage"] for r in speak] == ["nar"] and speak[0]["speak_items"] == 2 and speak[0]["val_wer"] >= 0.5
+    assert (out / "metrics.csv").exists() and (out / "curves.png").stat().st_size > 5000
+    assert (work / "shared-tokens" / "wav_sha256.json").exists() and not (out / "tokens").exists()
