@@ -23,11 +23,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from halle_bench.audio import load_audio, sha256_file
 from halle_bench.errors import UtteranceError

@@ -1,7 +1,7 @@
 """The training config of `halle-bench train`: one TOML file parsed into a `TrainJob`.
 
 Every problem is a `ConfigError` with file and line (unknown tables and keys included);
-the keys are documented in docs/training.md. `halle_bench.training` runs the job.
+the keys are documented in docs/training.md. `run.run_training` runs the job.
 """
 
 from __future__ import annotations

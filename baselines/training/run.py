@@ -1,6 +1,6 @@
 """`halle-bench train`: train VALL-E, MReQ or HALL-E from one TOML file.
 
-`load_train_config(path) -> TrainJob` parses and checks the file (every problem is a
+`load_train_config(path) -> TrainJob` (config.py) parses and checks the file (every problem is a
 `ConfigError` with file and line, unknown keys included); `run_training(job) -> Path`
 trains and returns the checkpoint folder (`job.out`). The maths lives in the library
 (baselines/train.py, baselines/mreq.py, baselines/train_halle.py); this module only maps
@@ -9,15 +9,17 @@ the config onto it, lays out the output folder and makes re-running resume.
 Output folder (`out`), per model:
 
 * valle: a VALL-E checkpoint (`VALLE.save`: model.safetensors, config.json, codec/) plus
-  `train/ar/` and `train/nar/` (the shared loop's step-XXXXXXX/ and last/ with optimiser
-  and RNG state) and `tokens/` (codec tokens cached per audio sha256).
+  `train/ar/` and `train/nar/` (the loop's step-XXXXXXX/ and last/ with optimiser, EMA,
+  sampler position and RNG state) and `tokens/` (the token shards, see shards.py).
 * mreq: an MReQ tokenizer folder (`MReQTokenizer.save`: codec/, mrvq.*, tokenizer.json)
   plus `train/` (MReQTrainer's resumable state).
 * halle: a HALL-E checkpoint (`HALLE.save`: model.safetensors, config.json, tokenizer/)
   plus `train/ar/`, `train/nar/`.
 
 Every model also gets `training.json` (model, steps reached, codec identity, init report,
-skipped items). Decisions where the brief is silent:
+skipped items, validation ids) and `metrics.jsonl` / `metrics.csv` / `curves.png`.
+Under torchrun every rank runs the same function; rank 0 writes. Decisions where the brief
+is silent:
 
 * Re-running on an existing `out` resumes each stage from its `last/` state; with more
   `steps` it continues (the cosine schedule is then laid over the new total). An `out`
@@ -38,6 +40,7 @@ from typing import Any
 
 from halle_bench.errors import ConfigError, HalleBenchError, UtteranceError
 
+from . import stages as S
 from .config import (
     CODEC_KINDS,
     MODELS,
@@ -113,14 +116,6 @@ def _lib_train_config(job: TrainJob, stage: str | None, n_codebooks: int | None 
         if k in kw:
             kw[k] = float(kw[k])
     return TrainConfig(n_codebooks=n_codebooks, **kw)
-
-
-def _logger(reporter, what: str):
-    def log(row: dict[str, float]) -> None:
-        keys = ("loss", "accuracy", "lr", "fld", "nac", "val_loss", "val_accuracy", "val_wer")
-        reporter.log(f"[{what}] step {int(row['step'])}" + "".join(f" {k} {row[k]:.4g}" for k in keys if k in row))
-
-    return log
 
 
 def _load(path: Path, sr: int):
@@ -207,71 +202,6 @@ def _write_summary(job: TrainJob, info: dict[str, Any]) -> None:
     tmp.replace(job.out / "training.json")
 
 
-def _tokens_root(job: TrainJob) -> Path:
-    return job.data.tokens_dir or job.out / "tokens"
-
-
-def _speak_hook(job: TrainJob, val_utts, sample_rate: int, synth_of, steps: int):
-    """on_eval for the last stage: the "does it speak" check every `[speak] every` steps and at the end."""
-    if job.speak is None:
-        return None
-    from halle_bench.audio import load_audio
-
-    from .speak import SpeakCheck, pair_prompts
-
-    held = []
-    for u in val_utts:
-        try:
-            x, sr, _ = load_audio(u.audio, sr=sample_rate)
-            held.append((u.id, u.text, x, sr))
-        except (UtteranceError, OSError) as e:
-            raise ConfigError(f"[speak]: held-out utterance {u.id}: {e}", job.data.manifest) from None
-    cfg = {k: v for k, v in job.speak.items() if k not in ("every", "items")}
-    cfg.setdefault("asr", "whisper-base")
-    check = SpeakCheck(pair_prompts(held, int(job.speak.get("items", 4))), cfg,
-                       "cuda" if str(job.train.get("device", "cpu")).startswith("cuda") else "cpu",
-                       int(job.train.get("seed", 0)))
-    every = int(job.speak.get("every", 0))
-
-    def on_eval(step: int, model) -> dict:
-        if step != steps and not (every and step % every == 0):
-            return {}
-        return check(synth_of())
-
-    return on_eval
-
-
-def _stage(job: TrainJob, reporter, name: str, model, examples, val, cfg, folder: Path, model_config, on_eval=None):
-    from halle_bench.baselines.train import train
-
-    with _bar(reporter, name, cfg.steps) as bar:
-        return train(model, examples, cfg, folder, model_config, on_log=_logger(reporter, name),
-                     val_examples=val or None, on_eval=on_eval, metrics_path=job.out / "metrics.jsonl",
-                     stage=name.split()[-1], progress=bar)
-
-
-def _bar(reporter, name: str, total: int):
-    """The reporter's progress bar (a reporter with only `log` gets none)."""
-    import contextlib
-
-    if hasattr(reporter, "stage"):
-        return reporter.stage(name, total)
-
-    class _No:
-        def advance(self, n: int = 1) -> None:
-            pass
-
-    return contextlib.nullcontext(_No())
-
-
-def _finish_metrics(job: TrainJob) -> None:
-    from . import dist as D
-    from .metrics import finish
-
-    if D.current().is_main and (job.out / "metrics.jsonl").exists():
-        finish(job.out / "metrics.jsonl", f"{job.model} ({job.size}): {job.out.name}")
-
-
 def _codec_on_all_ranks(job: TrainJob, utts, reporter):
     """Rank 0 builds (and fits, saves) the codec; the others then load the saved copy."""
     from . import dist as D
@@ -296,9 +226,9 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
         valle = VALLE.build(codec, fe, size=job.size, seed=seed, **_transformer_kw(job))
     except (TypeError, ValueError) as e:
         raise job.error(f"[model_config]: {e}", "size", "[model_config]") from None
-    train_utts, val_utts = _split(job, utts, split_items, seed)
+    train_utts, val_utts = S.split(job, utts, split_items, seed)
     codec.to(device)
-    tok = tokenize(utts, codec_encoder(codec), {"tokens": "codec", **codec.identity()}, _tokens_root(job),
+    tok = tokenize(utts, codec_encoder(codec), {"tokens": "codec", **codec.identity()}, S.tokens_root(job),
                    codec.sample_rate, job.data.extract_batch, reporter)
     codec.to("cpu")
     errors = list(tok.errors)
@@ -317,9 +247,9 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
         valle.to(device)
         return lambda text, pw, psr, pt, sd: (valle.synthesize(text, pw, pt, seed=sd, prompt_sr=psr), valle.sample_rate)
 
-    ar = _stage(job, reporter, "valle ar", valle.ar, tr, va, ar_cfg, job.out / "train" / "ar", {"ar": valle.ar.cfg.to_dict()})
-    nar = _stage(job, reporter, "valle nar", valle.nar, tr, va, nar_cfg, job.out / "train" / "nar",
-                 {"nar": valle.nar.cfg.to_dict()}, _speak_hook(job, val_utts, codec.sample_rate, synth, nar_cfg.steps))
+    ar = S.stage(job, reporter, "valle ar", valle.ar, tr, va, ar_cfg, job.out / "train" / "ar", {"ar": valle.ar.cfg.to_dict()})
+    nar = S.stage(job, reporter, "valle nar", valle.nar, tr, va, nar_cfg, job.out / "train" / "nar",
+                 {"nar": valle.nar.cfg.to_dict()}, S.speak_hook(job, val_utts, codec.sample_rate, synth, nar_cfg.steps))
     valle.lm.to("cpu")
     steps = {"ar": ar.step, "nar": nar.step}
     from . import dist as D
@@ -329,16 +259,9 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
         _write_summary(job, {"steps": steps, "codec": codec.identity(), "n_examples": len(tr), "n_validation": len(va),
                              "validation_ids": [e[2] for e in va.entries], "skipped": errors,
                              "tokens": str(tok.store.dir), "ema": ar_cfg.ema or nar_cfg.ema})
-        _finish_metrics(job)
+        S.finish_metrics(job)
     reporter.log(f"VALL-E checkpoint: {job.out} (AR step {ar.step}, NAR step {nar.step})")
     return job.out
-
-
-def _split(job: TrainJob, utts, split_items, seed: int):
-    try:
-        return split_items(utts, job.data.val_items, seed)
-    except ValueError as e:
-        raise job.error(f"[data]: {e}", "val_items", "[data]") from None
 
 
 def _train_mreq(job: TrainJob, utts, reporter) -> Path:
@@ -377,7 +300,7 @@ def _train_mreq(job: TrainJob, utts, reporter) -> Path:
         # MReQTrainer saves when step % ckpt_every == 0 and at the end; 0 means "only at the end"
         ckpt_every=int(v.get("save_every") or max(1, steps)), log_every=int(v.get("log_every", MReQTrainConfig.log_every)),
     )
-    train_utts, val_utts = _split(job, utts, split_items, seed)
+    train_utts, val_utts = S.split(job, utts, split_items, seed)
     refs, errors = audio_refs([u.audio for u in train_utts])
     vrefs, verr = audio_refs([u.audio for u in val_utts])
     errors += verr
@@ -395,8 +318,8 @@ def _train_mreq(job: TrainJob, utts, reporter) -> Path:
     log = MetricsLog(job.out / "metrics.jsonl", "mreq", resume_step=trainer.step)
     val_every = int(v.get("val_every", 0))
     val_batch = trainer.crops(-1, max(4, tcfg.batch_size), vrefs) if vrefs else None
-    show = _logger(reporter, "mreq")
-    with _bar(reporter, "mreq", steps) as bar:
+    show = S.logger(reporter, "mreq")
+    with S.bar(reporter, "mreq", steps) as bar:
         while trainer.step < steps:
             row = trainer.train_step()
             bar.advance(1)
@@ -414,7 +337,7 @@ def _train_mreq(job: TrainJob, utts, reporter) -> Path:
     MReQTokenizer(codec, mrvq).save(job.out)
     _write_summary(job, {"steps": {"mrvq": trainer.step}, "codec": codec.identity(), "n_examples": len(refs),
                          "n_validation": len(vrefs), "skipped": errors, "last": trainer.history[-1:]})
-    _finish_metrics(job)
+    S.finish_metrics(job)
     reporter.log(f"MReQ tokenizer: {job.out} (step {trainer.step})")
     return job.out
 
@@ -450,10 +373,10 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
             raise job.error(f"[init]: cannot initialise from VALL-E: {e}", "valle", "[init]") from None
         reporter.log(f"init from VALL-E {job.init_valle}: {len(init['loaded'])} AR weights loaded, "
                      f"{len(init['skipped'])} skipped")
-    train_utts, val_utts = _split(job, utts, split_items, seed)
+    train_utts, val_utts = S.split(job, utts, split_items, seed)
     tok.codec.to(device)
     tok.mrvq.to(device)
-    toks = tokenize(utts, halle_encoder(tok), {"tokens": "mreq", **tok.identity()}, _tokens_root(job),
+    toks = tokenize(utts, halle_encoder(tok), {"tokens": "mreq", **tok.identity()}, S.tokens_root(job),
                     tok.sample_rate, job.data.extract_batch, reporter)
     tok.codec.to("cpu")
     tok.mrvq.to("cpu")
@@ -476,11 +399,11 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
         halle.to(device)
         return lambda text, pw, psr, pt, sd: (halle.synthesize(text, pw, pt, seed=sd, prompt_sr=psr), halle.sample_rate)
 
-    ar = _stage(job, reporter, "halle ar", halle.ar, ar_tr, ar_va, ar_cfg, job.out / "train" / "ar",
+    ar = S.stage(job, reporter, "halle ar", halle.ar, ar_tr, ar_va, ar_cfg, job.out / "train" / "ar",
                 {"ar": halle.ar.cfg.to_dict()})
-    nar = _stage(job, reporter, "halle nar", NARTrainable(halle.nar, halle.mrvq), nar_tr, nar_va, nar_cfg,
+    nar = S.stage(job, reporter, "halle nar", NARTrainable(halle.nar, halle.mrvq), nar_tr, nar_va, nar_cfg,
                  job.out / "train" / "nar", {"nar": halle.nar.cfg.to_dict()},
-                 _speak_hook(job, val_utts, tok.sample_rate, synth, nar_cfg.steps))
+                 S.speak_hook(job, val_utts, tok.sample_rate, synth, nar_cfg.steps))
     halle.to("cpu")
     steps = {"ar": ar.step, "nar": nar.step}
     if D.current().is_main:
@@ -489,7 +412,7 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
         _write_summary(job, {"steps": steps, "tokenizer": str(job.tokenizer), "init": init, "n_examples": len(ar_tr),
                              "n_validation": len(ar_va), "validation_ids": [e[2] for e in ar_va.entries],
                              "skipped": errors, "tokens": str(toks.store.dir), "ema": ar_cfg.ema or nar_cfg.ema})
-        _finish_metrics(job)
+        S.finish_metrics(job)
     reporter.log(f"HALL-E checkpoint: {job.out} (AR step {ar.step}, NAR step {nar.step})")
     return job.out
 
