@@ -259,6 +259,14 @@ warmup = false
      8, "unknown key 'seed'"),
     ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\nratio = [2]\n', 7, "ratio"),
     ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[bogus]\nx = 1\n', 7, "bogus"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[train]\nema = 1.5\n', 8, "ema"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[train]\nmax_frames = -4\n', 8, "max_frames"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[train.nar]\naccum_steps = 0\n', 8, "accum_steps"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\nval_items = -1\n[codec]\nkind = "tiny"\n', 5, "val_items"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[speak]\nitems = 2\n', 7, "val_items >= 2"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\nval_items = 2\n[codec]\nkind = "tiny"\n[speak]\nasr = 3\n', 9, "asr"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\nval_items = 2\n[codec]\nkind = "tiny"\n[speak]\nvoice = 3\n', 9, "unknown key 'voice'"),
+    ('model = "mreq"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[speak]\nitems = 2\n', 7, "speak"),
     ('model = "valle"\nout = "o"\n[data\n', 3, "invalid TOML"),
 ])
 def test_bad_configs_name_file_and_line(tmp_path, body, line, match):
