@@ -62,3 +62,52 @@ def test_accumulation_equals_one_big_batch(tmp_path):
     # micro-batches [p0 p1] + [p2 p3] vs [p0 .. p3]: same update, not the same batch plan though
     # (the plan is cut by batch size), so compare the first step only
     assert abs(one["history"][0]["loss"] - acc["history"][0]["loss"]) < 1e-5
+
+
+@pytest.mark.slow
+def test_halle_bench_train_under_torchrun_then_a_second_training_tokenises_nothing(tmp_path, speech):
+    from halle_bench.audio import save_audio
+
+    texts = {"a": "The quick brown fox jumps.", "b": "Hello there, how are you?", "c": "One two three four.",
+             "d": "Seven eight nine ten."}
+    with open(tmp_path / "m.jsonl", "w") as f:
+        for uid, text in texts.items():
+            save_audio(tmp_path / f"{uid}.wav", speech(text, sr=16000), 16000)
+            f.write(json.dumps({"id": uid, "text": text, "audio": f"{uid}.wav"}) + "\n")
+    body = '''model = "valle"
+out = "OUT"
+[data]
+manifest = "m.jsonl"
+tokens_dir = "tokens"
+extract_batch = 2
+[codec]
+kind = "tiny"
+fit_iters = 2
+[model_config]
+size = "tiny"
+d_model = 32
+n_heads = 2
+n_layers = 1
+d_ff = 64
+[train]
+steps = 2
+batch_size = 1
+warmup = 1
+log_every = 1
+'''
+    (tmp_path / "two.toml").write_text(body.replace("OUT", "two"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "halle_bench", "train", "two.toml"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "on 2 processes" in r.stdout + r.stderr
+    steps = json.loads((tmp_path / "two" / "config.json").read_text())["extra"]["step"]
+    assert steps == {"ar": 2, "nar": 2}
+    # another training (one process, another out and codec seed... same codec: same store) encodes nothing
+    (tmp_path / "one.toml").write_text(body.replace("OUT", "one").replace('kind = "tiny"\n',
+                                       'kind = "checkpoint"\ncheckpoint = "two/codec"\n').replace("fit_iters = 2\n", ""))
+    r = subprocess.run([sys.executable, "-m", "halle_bench", "train", "one.toml"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "tokens: 0 encoded, 4 reused, 0 wavs hashed" in r.stdout + r.stderr
