@@ -178,7 +178,8 @@ def validation_loss(model: nn.Module, examples: Sequence[Example], batch_size: i
     model.eval()
     gen = torch.Generator().manual_seed(seed + 1)
     takes_gen = "generator" in model.loss.__code__.co_varnames
-    order = sorted(range(len(examples)), key=lambda i: lengths_of([examples[i]])[0])
+    lens = lengths_of(examples)
+    order = sorted(range(len(examples)), key=lambda i: lens[i])
     tot = acc = 0.0
     try:
         for s in range(0, len(order), batch_size):
