@@ -13,7 +13,8 @@
 | mreq_tokenizer  | wav <-> {8, 16, 24, 48 Hz} token streams                             |
 | halle, halle_nar| HALL-E: AR on 8 Hz tokens (init from VALL-E), hierarchical sliding-window NAR |
 | checkpoint      | safetensors + JSON config, strict loading, never unpickles           |
-| train, train_halle | training loops (AdamW, warmup + cosine, clipping, resume)         |
+| train, train_halle | examples, TrainConfig, the AR/NAR stages of VALL-E and HALL-E     |
+| training/       | `halle-bench train`: config, token shards, bucketed sampler, DDP loop, EMA, validation, speak check |
 | valle_system, halle_system | the `valle` / `halle` benchmark system kinds              |
 
 Names below are imported lazily: `import halle_bench.baselines` does not load torch.

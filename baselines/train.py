@@ -10,8 +10,10 @@
   model weights + config (checkpoint.py), optimiser moments and RNG states in
   `train_state.safetensors` + `train_state.json`. `train(..., resume=True)` continues from
   `out_dir/last` exactly (same batches, same random draws) as if never interrupted.
-- Batches: examples drawn with a seeded torch.Generator, padded; length-sorted buckets
-  are left to the caller (a few hundred utterances per step at scale is fine as is).
+- The loop itself (duration-bucketed batches, DataLoader workers, gradient accumulation,
+  data-parallel over torchrun, EMA, validation) is `baselines.training.loop.train`; `train`
+  here forwards to it. The `halle-bench train` CLI keeps tokens in memory-mapped shards
+  (`baselines.training.shards`) rather than `TokenCache`'s one file per utterance.
 """
 
 from __future__ import annotations
@@ -19,19 +21,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from halle_bench.audio import load_audio, sha256_file
 from halle_bench.errors import UtteranceError
 
-from .checkpoint import CheckpointError, load_state_strict, read_config, save_checkpoint
+from .checkpoint import read_config
 
 
 @dataclass
@@ -57,6 +58,12 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"  # float32 | bfloat16 | float16 (autocast, CUDA)
     n_codebooks: int | None = None  # codebooks fed to the model (AR: 1; NAR: all)
+    max_frames: int = 0  # codec frames per batch per device (padded); 0: `batch_size` items per device
+    bucket_pool: int = 1000  # items sorted together when packing batches by length
+    accum_steps: int = 1  # micro-batches per optimiser step
+    num_workers: int = 0  # DataLoader workers
+    ema: float = 0.0  # weight EMA decay (0: off); the EMA is what the finished stage exports
+    val_every: int = 0  # validate every N steps (0: only at the end)
 
 
 def lr_lambda(step: int, cfg: TrainConfig) -> float:
@@ -149,129 +156,13 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _autocast(device: str, dtype: str):
-    if dtype == "float32" or not device.startswith("cuda"):
-        return torch.autocast(device_type="cpu", enabled=False)
-    return torch.autocast(device_type="cuda", dtype=getattr(torch, dtype))
+def train(model: nn.Module, examples, cfg: TrainConfig, out_dir=None, model_config=None, resume: bool = True,
+          on_log=None, stop_after: int | None = None, **kw) -> TrainResult:
+    """The training loop (`baselines.training.loop.train`: sampler, workers, accumulation, DDP,
+    EMA, validation); kept here under its old name."""
+    from .training.loop import train as _train
 
-
-def _save_state(d: Path, opt: torch.optim.Optimizer, model: nn.Module, step: int, gen: torch.Generator, history) -> None:
-    from safetensors.torch import save_file
-
-    names = {id(p): n for n, p in model.named_parameters()}
-    tensors: dict[str, Tensor] = {"rng.data": gen.get_state(), "rng.torch": torch.get_rng_state()}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            st = opt.state.get(p, {})
-            for k, v in st.items():
-                if isinstance(v, Tensor):
-                    tensors[f"opt.{names[id(p)]}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
-    save_file(tensors, str(d / "train_state.safetensors"))
-    (d / "train_state.json").write_text(json.dumps({"step": step, "history": history[-1000:]}))
-
-
-def _load_state(d: Path, opt: torch.optim.Optimizer, model: nn.Module, gen: torch.Generator) -> tuple[int, list]:
-    from safetensors.torch import load_file
-
-    p = d / "train_state.safetensors"
-    if not p.exists():
-        raise CheckpointError(f"checkpoint {d}: train_state.safetensors not found (cannot resume)")
-    t = load_file(str(p))
-    gen.set_state(t["rng.data"])
-    torch.set_rng_state(t["rng.torch"])
-    for n, prm in model.named_parameters():
-        prefix = f"opt.{n}."
-        st = {k[len(prefix):]: v.to(prm.device) for k, v in t.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
-        if st:
-            opt.state[prm] = st
-    meta = json.loads((d / "train_state.json").read_text())
-    return int(meta["step"]), list(meta.get("history", []))
-
-
-def train(
-    model: nn.Module,
-    examples: Sequence[Example],
-    cfg: TrainConfig,
-    out_dir: str | Path | None = None,
-    model_config: dict[str, Any] | None = None,
-    resume: bool = True,
-    on_log: Callable[[dict[str, float]], None] | None = None,
-    stop_after: int | None = None,
-) -> TrainResult:
-    """Train `model` (anything with `.loss(text, text_lens, codes, code_lens[, generator])`).
-
-    `stop_after`: leave after this many steps of this call (a time-limited job), with a
-    checkpoint, keeping the schedule of `cfg.steps`; the next call resumes.
-    """
-    if not examples:
-        raise ValueError("no training examples")
-    dev = torch.device(cfg.device)
-    model.to(dev).train()
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        (no_decay if p.dim() < 2 or "norm" in n or n.endswith("alpha") else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=cfg.betas,
-    )
-    step, history = 0, []
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None and resume and (out / "last" / "config.json").exists():
-        load_state_strict(model, out / "last" / "model.safetensors", where=str(out / "last"))
-        step, history = _load_state(out / "last", opt, model, gen)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg), last_epoch=-1)
-    for g in opt.param_groups:
-        g["lr"] = cfg.lr * lr_lambda(step, cfg)
-    sched.last_epoch = step
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.dtype == "float16" and dev.type == "cuda")
-    takes_gen = "generator" in model.loss.__code__.co_varnames
-    t0 = time.perf_counter()
-    acc_sum = loss_sum = 0.0
-    n_sum = 0
-    end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
-    while step < end:
-        idx = torch.randint(len(examples), (cfg.batch_size,), generator=gen).tolist()
-        text, tl, codes, cl = (x.to(dev) for x in collate([examples[i] for i in idx], cfg.n_codebooks))
-        with _autocast(cfg.device, cfg.dtype):
-            loss, m = model.loss(text, tl, codes, cl, generator=gen) if takes_gen else model.loss(text, tl, codes, cl)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
-        step += 1
-        loss_sum += m["loss"]
-        acc_sum += m["accuracy"]
-        n_sum += 1
-        if step % max(1, cfg.log_every) == 0 or step == cfg.steps:
-            row = {"step": step, "loss": loss_sum / n_sum, "accuracy": acc_sum / n_sum,
-                   "lr": opt.param_groups[0]["lr"], "grad_norm": float(gnorm)}
-            history.append(row)
-            if on_log:
-                on_log(row)
-            acc_sum = loss_sum = 0.0
-            n_sum = 0
-        if out is not None and (step == end or (cfg.ckpt_every and step % cfg.ckpt_every == 0)):
-            _checkpoint(out, model, opt, step, gen, history, model_config or {})
-    model.eval()
-    res = TrainResult(step, history, out / "last" if out is not None else None, time.perf_counter() - t0)
-    return res
-
-
-def _checkpoint(out: Path, model, opt, step, gen, history, model_config) -> None:
-    d = out / f"step-{step:07d}"
-    save_checkpoint(d, model, model_config, {"step": step, "history": history[-1:]})
-    _save_state(d, opt, model, step, gen, history)
-    last = out / "last"
-    tmp = out / "last.tmp"
-    if tmp.exists() or tmp.is_symlink():
-        tmp.unlink()
-    tmp.symlink_to(d.name)
-    tmp.replace(last)
+    return _train(model, examples, cfg, out_dir, model_config, resume, on_log, stop_after, **kw)
 
 
 __all__ = ["Example", "TrainConfig", "TrainResult", "TokenCache", "build_examples", "collate", "train", "lr_lambda", "read_config"]

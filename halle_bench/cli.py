@@ -161,7 +161,7 @@ def cmd_models(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from .progress import Reporter
-    from .training import load_train_config, run_training
+    from .baselines.training import load_train_config, run_training
 
     job = load_train_config(a.config).with_overrides(steps=a.steps, device=a.device)
     out = run_training(job, Reporter(quiet=a.quiet))

@@ -1,6 +1,6 @@
 """`halle-bench train`: train VALL-E, MReQ or HALL-E from one TOML file.
 
-`load_train_config(path) -> TrainJob` parses and checks the file (every problem is a
+`load_train_config(path) -> TrainJob` (config.py) parses and checks the file (every problem is a
 `ConfigError` with file and line, unknown keys included); `run_training(job) -> Path`
 trains and returns the checkpoint folder (`job.out`). The maths lives in the library
 (baselines/train.py, baselines/mreq.py, baselines/train_halle.py); this module only maps
@@ -9,15 +9,17 @@ the config onto it, lays out the output folder and makes re-running resume.
 Output folder (`out`), per model:
 
 * valle: a VALL-E checkpoint (`VALLE.save`: model.safetensors, config.json, codec/) plus
-  `train/ar/` and `train/nar/` (the shared loop's step-XXXXXXX/ and last/ with optimiser
-  and RNG state) and `tokens/` (codec tokens cached per audio sha256).
+  `train/ar/` and `train/nar/` (the loop's step-XXXXXXX/ and last/ with optimiser, EMA,
+  sampler position and RNG state) and `tokens/` (the token shards, see shards.py).
 * mreq: an MReQ tokenizer folder (`MReQTokenizer.save`: codec/, mrvq.*, tokenizer.json)
   plus `train/` (MReQTrainer's resumable state).
 * halle: a HALL-E checkpoint (`HALLE.save`: model.safetensors, config.json, tokenizer/)
   plus `train/ar/`, `train/nar/`.
 
 Every model also gets `training.json` (model, steps reached, codec identity, init report,
-skipped items). Decisions where the brief is silent:
+skipped items, validation ids) and `metrics.jsonl` / `metrics.csv` / `curves.png`.
+Under torchrun every rank runs the same function; rank 0 writes. Decisions where the brief
+is silent:
 
 * Re-running on an existing `out` resumes each stage from its `last/` state; with more
   `steps` it continues (the cosine schedule is then laid over the new total). An `out`
@@ -36,8 +38,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, HalleBenchError, UtteranceError
-from .train_config import (
+from halle_bench.errors import ConfigError, HalleBenchError, UtteranceError
+
+from . import stages as S
+from .config import (
     CODEC_KINDS,
     MODELS,
     MREQ_TINY,
@@ -54,24 +58,32 @@ __all__ = ["CODEC_KINDS", "MODELS", "CodecSpec", "DataSpec", "TrainJob", "load_t
 
 
 def run_training(job: TrainJob, reporter=None) -> Path:
-    """Train (or resume) and write the checkpoint folder `job.out`; returns it."""
-    from .progress import NullReporter
-    from .runner import resolve_device
+    """Train (or resume) and write the checkpoint folder `job.out`; returns it.
+
+    Under `torchrun` every rank runs this; rank 0 alone writes checkpoints, metrics and logs.
+    """
+    from halle_bench.data import read_manifest
+    from halle_bench.progress import NullReporter
+    from halle_bench.runner import resolve_device
+
+    from . import dist as D
 
     reporter = reporter or NullReporter()
     device = resolve_device(str(job.train.get("device", "cpu")))
+    info, device = D.init_distributed(device)
     job = job.with_overrides(device=device) if device != job.train.get("device") else job
+    if not info.is_main:
+        reporter = NullReporter()
     job.out.mkdir(parents=True, exist_ok=True)
     _check_out(job)
-    from .data import read_manifest
-
     utts = [u for u in read_manifest(job.data.manifest, job.data.format) if u.audio is not None]
     if job.data.limit is not None:
         utts = utts[: job.data.limit]
     if not utts:
         raise ConfigError("the manifest has no utterances with audio to train on", job.data.manifest)
-    reporter.log(f"training {job.model} ({job.size}) on {len(utts)} utterances from {job.data.manifest} -> {job.out}")
-    return {"valle": _train_valle, "mreq": _train_mreq, "halle": _train_halle}[job.model](job, utts, reporter)
+    reporter.log(f"training {job.model} ({job.size}) on {len(utts)} utterances from {job.data.manifest} -> {job.out}"
+                 + (f" on {info.world} processes" if info.active else ""))
+    return MODEL_TRAINERS[job.model](job, utts, reporter)
 
 
 def _check_out(job: TrainJob) -> None:
@@ -94,26 +106,20 @@ def _lib_train_config(job: TrainJob, stage: str | None, n_codebooks: int | None 
     v = job.stage_values(stage)
     names = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "warmup": "warmup_steps",
              "min_lr_ratio": "min_lr_ratio", "weight_decay": "weight_decay", "grad_clip": "grad_clip",
-             "log_every": "log_every", "save_every": "ckpt_every", "seed": "seed", "device": "device", "dtype": "dtype"}
+             "log_every": "log_every", "save_every": "ckpt_every", "seed": "seed", "device": "device", "dtype": "dtype",
+             "max_frames": "max_frames", "bucket_pool": "bucket_pool", "accum_steps": "accum_steps",
+             "num_workers": "num_workers", "ema": "ema", "val_every": "val_every"}
     kw: dict[str, Any] = {names[k]: val for k, val in v.items() if k in names}
     if "betas" in v:
         kw["betas"] = tuple(float(b) for b in v["betas"])
-    for k in ("lr", "min_lr_ratio", "weight_decay", "grad_clip"):
+    for k in ("lr", "min_lr_ratio", "weight_decay", "grad_clip", "ema"):
         if k in kw:
             kw[k] = float(kw[k])
     return TrainConfig(n_codebooks=n_codebooks, **kw)
 
 
-def _logger(reporter, what: str):
-    def log(row: dict[str, float]) -> None:
-        extra = "".join(f" {k} {row[k]:.4g}" for k in ("accuracy", "lr", "fld", "nac") if k in row)
-        reporter.log(f"[{what}] step {int(row['step'])} loss {row['loss']:.4f}{extra}")
-
-    return log
-
-
 def _load(path: Path, sr: int):
-    from .audio import load_audio
+    from halle_bench.audio import load_audio
 
     x, got, _ = load_audio(path, sr=sr)
     return x, got
@@ -142,6 +148,13 @@ def _make_codec(job: TrainJob, utts, reporter):
             return Codec.encodec_24khz(spec.checkpoint, spec.bandwidth)
         except (HalleBenchError, OSError, RuntimeError) as e:
             raise job.error(f"[codec]: {e}", "checkpoint" if spec.checkpoint else "kind", "[codec]") from None
+    if spec.kind == "shipped-teacher":
+        from .shipped import shipped_dir
+
+        try:
+            return Codec.load(shipped_dir(spec.kind))
+        except (HalleBenchError, OSError, KeyError, ValueError, TypeError) as e:
+            raise job.error(f"[codec]: {e}", "kind", "[codec]") from None
     if spec.kind == "checkpoint":
         try:
             return Codec.load(spec.checkpoint)
@@ -189,32 +202,64 @@ def _write_summary(job: TrainJob, info: dict[str, Any]) -> None:
     tmp.replace(job.out / "training.json")
 
 
+def _codec_on_all_ranks(job: TrainJob, utts, reporter):
+    """Rank 0 builds (and fits, saves) the codec; the others then load the saved copy."""
+    from . import dist as D
+
+    codec = _make_codec(job, utts, reporter) if D.current().is_main else None
+    D.barrier()
+    return codec if codec is not None else _make_codec(job, utts, reporter)
+
+
 def _train_valle(job: TrainJob, utts, reporter) -> Path:
     from halle_bench.baselines.text import TextFrontend
-    from halle_bench.baselines.train import build_examples, train
     from halle_bench.baselines.valle import VALLE
 
-    codec = _make_codec(job, utts, reporter)
+    from .prepare import examples, split_items, tokenize
+    from .shards import codec_encoder
+
+    codec = _codec_on_all_ranks(job, utts, reporter)
     fe = TextFrontend()
     seed = int(job.train.get("seed", 0))
+    device = str(job.train.get("device", "cpu"))
     try:
         valle = VALLE.build(codec, fe, size=job.size, seed=seed, **_transformer_kw(job))
     except (TypeError, ValueError) as e:
         raise job.error(f"[model_config]: {e}", "size", "[model_config]") from None
-    examples, errors = build_examples([(u.audio, u.text) for u in utts], fe, codec, job.out / "tokens",
-                                      job.data.max_seconds)
+    train_utts, val_utts = S.split(job, utts, split_items, seed)
+    codec.to(device)
+    tok = tokenize(utts, codec_encoder(codec), {"tokens": "codec", **codec.identity()}, S.tokens_root(job),
+                   codec.sample_rate, job.data.extract_batch, reporter)
+    codec.to("cpu")
+    errors = list(tok.errors)
+    mf = None if job.data.max_seconds is None else job.data.max_seconds * codec.frame_rate
+    tr = examples(tok, train_utts, fe, "codes", mf, errors)
+    va = examples(tok, val_utts, fe, "codes", None, errors)
     for e in errors:
         reporter.log(f"skipped {e}")
-    if not examples:
+    if len(tr) == 0:
         raise ConfigError(f"no usable training examples ({len(errors)} skipped: {errors[:3]})", job.data.manifest)
-    ar = train(valle.ar, examples, _lib_train_config(job, "ar", n_codebooks=1), job.out / "train" / "ar",
-               {"ar": valle.ar.cfg.to_dict()}, on_log=_logger(reporter, "valle ar"))
-    nar = train(valle.nar, examples, _lib_train_config(job, "nar"), job.out / "train" / "nar",
-                {"nar": valle.nar.cfg.to_dict()}, on_log=_logger(reporter, "valle nar"))
+    reporter.log(f"tokens: {tok.stats.encoded} encoded, {tok.stats.reused} reused, {tok.hashed} wavs hashed; "
+                 f"{len(tr)} train / {len(va)} validation examples")
+    ar_cfg, nar_cfg = _lib_train_config(job, "ar", n_codebooks=1), _lib_train_config(job, "nar")
+
+    def synth():
+        valle.to(device)
+        return lambda text, pw, psr, pt, sd: (valle.synthesize(text, pw, pt, seed=sd, prompt_sr=psr), valle.sample_rate)
+
+    ar = S.stage(job, reporter, "valle ar", valle.ar, tr, va, ar_cfg, job.out / "train" / "ar", {"ar": valle.ar.cfg.to_dict()})
+    nar = S.stage(job, reporter, "valle nar", valle.nar, tr, va, nar_cfg, job.out / "train" / "nar",
+                 {"nar": valle.nar.cfg.to_dict()}, S.speak_hook(job, val_utts, codec.sample_rate, synth, nar_cfg.steps))
     valle.lm.to("cpu")
     steps = {"ar": ar.step, "nar": nar.step}
-    valle.save(job.out, extra={"step": steps, "last": {"ar": ar.history[-1:], "nar": nar.history[-1:]}})
-    _write_summary(job, {"steps": steps, "codec": codec.identity(), "n_examples": len(examples), "skipped": errors})
+    from . import dist as D
+
+    if D.current().is_main:
+        valle.save(job.out, extra={"step": steps, "last": {"ar": ar.history[-1:], "nar": nar.history[-1:]}})
+        _write_summary(job, {"steps": steps, "codec": codec.identity(), "n_examples": len(tr), "n_validation": len(va),
+                             "validation_ids": [e[2] for e in va.entries], "skipped": errors,
+                             "tokens": str(tok.store.dir), "ema": ar_cfg.ema or nar_cfg.ema})
+        S.finish_metrics(job)
     reporter.log(f"VALL-E checkpoint: {job.out} (AR step {ar.step}, NAR step {nar.step})")
     return job.out
 
@@ -222,10 +267,17 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
 def _train_mreq(job: TrainJob, utts, reporter) -> Path:
     import torch
 
-    from halle_bench.baselines.mreq import MReQModel, MReQTrainConfig, MReQTrainer
+    from halle_bench.baselines.mreq import MReQModel, MReQTrainConfig
     from halle_bench.baselines.mreq_tokenizer import MReQTokenizer
     from halle_bench.baselines.mrvq import MRVQ, MRVQConfig
 
+    from . import dist as D
+    from .metrics import MetricsLog
+    from .mreq_stream import StreamingMReQTrainer, audio_refs
+    from .prepare import split_items
+
+    if D.current().active:
+        raise job.error("MReQ training runs in one process (start it without torchrun)", "model")
     codec = _make_codec(job, utts, reporter)
     fr = float(codec.frame_rate)
     kw = dict(MREQ_TINY if job.size == "tiny" else {})
@@ -248,28 +300,44 @@ def _train_mreq(job: TrainJob, utts, reporter) -> Path:
         # MReQTrainer saves when step % ckpt_every == 0 and at the end; 0 means "only at the end"
         ckpt_every=int(v.get("save_every") or max(1, steps)), log_every=int(v.get("log_every", MReQTrainConfig.log_every)),
     )
-    wavs, errors = [], []
-    for u in utts:
-        try:
-            x, _ = _load(u.audio, codec.sample_rate)
-            if job.data.max_seconds is None or len(x) <= job.data.max_seconds * codec.sample_rate:
-                wavs.append(torch.from_numpy(x))
-        except (UtteranceError, OSError, ValueError) as e:
-            errors.append(f"{u.id}: {e}")
-            reporter.log(f"skipped {u.id}: {e}")
-    if not wavs:
+    train_utts, val_utts = S.split(job, utts, split_items, seed)
+    refs, errors = audio_refs([u.audio for u in train_utts])
+    vrefs, verr = audio_refs([u.audio for u in val_utts])
+    errors += verr
+    if job.data.max_seconds is not None:
+        refs = [r for r in refs if r.frames <= job.data.max_seconds * r.sample_rate]
+    for e in errors:
+        reporter.log(f"skipped {e}")
+    if not refs:
         raise ConfigError(f"no usable training audio ({len(errors)} skipped: {errors[:3]})", job.data.manifest)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mrvq = MRVQ(cfg)
     (job.out / "train").mkdir(parents=True, exist_ok=True)
-    trainer = MReQTrainer(MReQModel(codec, mrvq), wavs, tcfg, job.out / "train", device=str(v.get("device", "cpu")))
-    trainer.fit(log=_logger(reporter, "mreq"))
+    trainer = StreamingMReQTrainer(MReQModel(codec, mrvq), refs, tcfg, job.out / "train", device=str(v.get("device", "cpu")))
+    log = MetricsLog(job.out / "metrics.jsonl", "mreq", resume_step=trainer.step)
+    val_every = int(v.get("val_every", 0))
+    val_batch = trainer.crops(-1, max(4, tcfg.batch_size), vrefs) if vrefs else None
+    show = S.logger(reporter, "mreq")
+    with S.bar(reporter, "mreq", steps) as bar:
+        while trainer.step < steps:
+            row = trainer.train_step()
+            bar.advance(1)
+            if trainer.step % tcfg.log_every == 0 or trainer.step == steps:
+                log.write(row)
+                show(row)
+            if val_batch is not None and ((val_every and trainer.step % val_every == 0) or trainer.step == steps):
+                vrow = {"step": trainer.step, **{f"val_{k}": x for k, x in trainer.evaluate(val_batch).items()}}
+                log.write(vrow)
+                show(vrow)
+            if trainer.step % tcfg.ckpt_every == 0 or trainer.step == steps:
+                trainer.save()
     codec.to("cpu")
     mrvq.to("cpu")
     MReQTokenizer(codec, mrvq).save(job.out)
-    _write_summary(job, {"steps": {"mrvq": trainer.step}, "codec": codec.identity(), "n_examples": len(wavs),
-                         "skipped": errors, "last": trainer.history[-1:]})
+    _write_summary(job, {"steps": {"mrvq": trainer.step}, "codec": codec.identity(), "n_examples": len(refs),
+                         "n_validation": len(vrefs), "skipped": errors, "last": trainer.history[-1:]})
+    S.finish_metrics(job)
     reporter.log(f"MReQ tokenizer: {job.out} (step {trainer.step})")
     return job.out
 
@@ -279,7 +347,11 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
     from halle_bench.baselines.halle import HALLE
     from halle_bench.baselines.mreq_tokenizer import MReQTokenizer
     from halle_bench.baselines.text import TextFrontend
-    from halle_bench.baselines.train_halle import HalleExamples, prepare_examples, train_ar, train_nar
+    from halle_bench.baselines.train_halle import NARTrainable
+
+    from . import dist as D
+    from .prepare import examples, split_items, tokenize
+    from .shards import halle_encoder
 
     try:
         tok = MReQTokenizer.load(job.tokenizer)
@@ -287,6 +359,7 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
         raise job.error(f"[tokenizer]: {e} (train one with model = \"mreq\")", "path", "[tokenizer]") from None
     fe = TextFrontend()
     seed = int(job.train.get("seed", 0))
+    device = str(job.train.get("device", "cpu"))
     win = {k: int(job.model_config[k]) for k in ("window", "overlap") if k in job.model_config}
     try:
         halle = HALLE.build(tok, fe, size=job.size, seed=seed, **win, **_transformer_kw(job))
@@ -300,33 +373,52 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
             raise job.error(f"[init]: cannot initialise from VALL-E: {e}", "valle", "[init]") from None
         reporter.log(f"init from VALL-E {job.init_valle}: {len(init['loaded'])} AR weights loaded, "
                      f"{len(init['skipped'])} skipped")
-    ex, errors = HalleExamples([], []), []
-    for u in utts:
-        try:
-            x, sr = _load(u.audio, tok.sample_rate)
-            if job.data.max_seconds is not None and len(x) > job.data.max_seconds * sr:
-                continue
-            one = prepare_examples(tok, fe, [(u.text, x, sr)])
-        except (UtteranceError, OSError, ValueError) as e:
-            errors.append(f"{u.id}: {e}")
-            reporter.log(f"skipped {u.id}: {e}")
-            continue
-        for e_ in (*one.ar, *one.nar):
-            e_.id = u.id
-        ex.ar.extend(one.ar)
-        ex.nar.extend(one.nar)
-    if not ex.ar:
+    train_utts, val_utts = S.split(job, utts, split_items, seed)
+    tok.codec.to(device)
+    tok.mrvq.to(device)
+    toks = tokenize(utts, halle_encoder(tok), {"tokens": "mreq", **tok.identity()}, S.tokens_root(job),
+                    tok.sample_rate, job.data.extract_batch, reporter)
+    tok.codec.to("cpu")
+    tok.mrvq.to("cpu")
+    errors = list(toks.errors)
+    rates = tok.rates
+    mf = None if job.data.max_seconds is None else job.data.max_seconds
+    ar_tr = examples(toks, train_utts, fe, "ar", None if mf is None else mf * rates[0], errors)
+    nar_tr = examples(toks, train_utts, fe, "nar", None if mf is None else mf * rates[-1], errors)
+    ar_va = examples(toks, val_utts, fe, "ar", None, [])
+    nar_va = examples(toks, val_utts, fe, "nar", None, [])
+    for e in errors:
+        reporter.log(f"skipped {e}")
+    if len(ar_tr) == 0:
         raise ConfigError(f"no usable training examples ({len(errors)} skipped: {errors[:3]})", job.data.manifest)
-    ar = train_ar(halle, ex, _lib_train_config(job, "ar"), job.out / "train", on_log=_logger(reporter, "halle ar"))
-    nar = train_nar(halle, ex, _lib_train_config(job, "nar"), job.out / "train", on_log=_logger(reporter, "halle nar"))
+    reporter.log(f"tokens: {toks.stats.encoded} encoded, {toks.stats.reused} reused, {toks.hashed} wavs hashed; "
+                 f"{len(ar_tr)} train / {len(ar_va)} validation examples")
+    ar_cfg, nar_cfg = _lib_train_config(job, "ar"), _lib_train_config(job, "nar")
+
+    def synth():
+        halle.to(device)
+        return lambda text, pw, psr, pt, sd: (halle.synthesize(text, pw, pt, seed=sd, prompt_sr=psr), halle.sample_rate)
+
+    ar = S.stage(job, reporter, "halle ar", halle.ar, ar_tr, ar_va, ar_cfg, job.out / "train" / "ar",
+                {"ar": halle.ar.cfg.to_dict()})
+    nar = S.stage(job, reporter, "halle nar", NARTrainable(halle.nar, halle.mrvq), nar_tr, nar_va, nar_cfg,
+                 job.out / "train" / "nar", {"nar": halle.nar.cfg.to_dict()},
+                 S.speak_hook(job, val_utts, tok.sample_rate, synth, nar_cfg.steps))
     halle.to("cpu")
     steps = {"ar": ar.step, "nar": nar.step}
-    halle.save(job.out, extra={"step": steps, "init_valle": None if job.init_valle is None else str(job.init_valle),
-                               "last": {"ar": ar.history[-1:], "nar": nar.history[-1:]}})
-    _write_summary(job, {"steps": steps, "tokenizer": str(job.tokenizer), "init": init,
-                         "n_examples": len(ex.ar), "skipped": errors})
+    if D.current().is_main:
+        halle.save(job.out, extra={"step": steps, "init_valle": None if job.init_valle is None else str(job.init_valle),
+                                   "last": {"ar": ar.history[-1:], "nar": nar.history[-1:]}})
+        _write_summary(job, {"steps": steps, "tokenizer": str(job.tokenizer), "init": init, "n_examples": len(ar_tr),
+                             "n_validation": len(ar_va), "validation_ids": [e[2] for e in ar_va.entries],
+                             "skipped": errors, "tokens": str(toks.store.dir), "ema": ar_cfg.ema or nar_cfg.ema})
+        S.finish_metrics(job)
     reporter.log(f"HALL-E checkpoint: {job.out} (AR step {ar.step}, NAR step {nar.step})")
     return job.out
 
+
+# one function per model kind (the codec branch adds "codec" here)
+MODEL_TRAINERS = {"valle": _train_valle, "mreq": _train_mreq, "halle": _train_halle}
+
 __all__ = ["TrainJob", "DataSpec", "CodecSpec", "load_train_config", "parse_train_config", "run_training",
-           "MODELS", "CODEC_KINDS"]
+           "MODELS", "CODEC_KINDS", "MODEL_TRAINERS"]

@@ -11,7 +11,7 @@ import torch
 
 from halle_bench.audio import save_audio
 from halle_bench.errors import ConfigError
-from halle_bench.training import load_train_config, run_training
+from halle_bench.baselines.training import load_train_config, run_training
 
 TEXTS = {"a": "The quick brown fox jumps.", "b": "Hello there, how are you?", "c": "One two three four."}
 SR = 16000
@@ -76,7 +76,9 @@ def _steps(ckpt: Path) -> dict:
 
 
 def test_valle_trains_loads_and_resumes(work, valle_ckpt):
-    from halle_bench.baselines.train import TokenCache
+    import numpy as np
+
+    from halle_bench.baselines.training.shards import TokenStore, WavHasher, store_id
     from halle_bench.baselines.valle import VALLE
 
     assert valle_ckpt == (work / "ckpt" / "valle").resolve()
@@ -84,14 +86,22 @@ def test_valle_trains_loads_and_resumes(work, valle_ckpt):
     assert v.codec.cfg.name == "tiny" and v.ar.cfg.transformer.d_model == 32 and v.nar.cfg.transformer.n_layers == 1
     assert _steps(valle_ckpt) == {"ar": 3, "nar": 3}
     # the fitted codec is kept and its tokens cached: three distinct utterances, varied codes
-    cache = TokenCache(valle_ckpt / "tokens", v.codec)
-    codes = cache.codes(work / "a.wav")
-    assert cache.hits == 1 and len(set(codes[0].tolist())) > 3
+    sha = WavHasher(valle_ckpt / "tokens" / "wav_sha256.json").sha256(work / "a.wav")
+    store = TokenStore(valle_ckpt / "tokens" / store_id({"tokens": "codec", **v.codec.identity()}))
+    codes = np.asarray(store.get(sha, "codes"))
+    assert codes.shape[0] == 8 and len(set(codes[0].tolist())) > 3
     w3 = {k: t.clone() for k, t in v.lm.state_dict().items()}
 
     # more steps on the same folder: continues from step 3, does not restart
     job = load_train_config(work / "valle.toml").with_overrides(steps=5)
-    run_training(job)
+    logs: list[str] = []
+
+    class Rep:
+        def log(self, msg):
+            logs.append(msg)
+
+    run_training(job, Rep())
+    assert any("tokens: 0 encoded, 3 reused, 0 wavs hashed" in m for m in logs), logs
     assert _steps(valle_ckpt) == {"ar": 5, "nar": 5}
     meta = json.loads((valle_ckpt / "train" / "ar" / "last" / "config.json").read_text())
     assert meta["extra"]["step"] == 5 and (valle_ckpt / "train" / "ar" / "step-0000003").is_dir()
@@ -249,6 +259,14 @@ warmup = false
      8, "unknown key 'seed'"),
     ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\nratio = [2]\n', 7, "ratio"),
     ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[bogus]\nx = 1\n', 7, "bogus"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[train]\nema = 1.5\n', 8, "ema"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[train]\nmax_frames = -4\n', 8, "max_frames"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[train.nar]\naccum_steps = 0\n', 8, "accum_steps"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\nval_items = -1\n[codec]\nkind = "tiny"\n', 5, "val_items"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[speak]\nitems = 2\n', 7, "val_items >= 2"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\nval_items = 2\n[codec]\nkind = "tiny"\n[speak]\nasr = 3\n', 9, "asr"),
+    ('model = "valle"\nout = "o"\n[data]\nmanifest = "m.jsonl"\nval_items = 2\n[codec]\nkind = "tiny"\n[speak]\nvoice = 3\n', 9, "unknown key 'voice'"),
+    ('model = "mreq"\nout = "o"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\n[speak]\nitems = 2\n', 7, "speak"),
     ('model = "valle"\nout = "o"\n[data\n', 3, "invalid TOML"),
 ])
 def test_bad_configs_name_file_and_line(tmp_path, body, line, match):
@@ -261,7 +279,7 @@ def test_bad_configs_name_file_and_line(tmp_path, body, line, match):
 
 
 def test_overrides_and_stage_tables(tmp_path):
-    from halle_bench.training import _lib_train_config
+    from halle_bench.baselines.training.run import _lib_train_config
 
     p = write(tmp_path, "ok.toml", valle_cfg(7) + '[train.nar]\nsteps = 9\nbatch_size = 4\n')
     job = load_train_config(p)
@@ -282,3 +300,25 @@ def test_out_holding_another_model_is_refused(work, valle_ckpt):
     with pytest.raises(ConfigError, match="holds a 'valle' training") as ei:
         run_training(load_train_config(write(work, "wrong.toml", cfg)))
     assert ei.value.line == 2
+
+
+def test_validation_split_speak_check_and_curves(work, speech):
+    # 4 utterances: 2 held out (validation loss + the speak check), 2 trained on
+    save_audio(work / "d.wav", speech("Seven eight nine ten.", sr=SR), SR)
+    with open(work / "train4.jsonl", "w") as f:
+        for uid, text in {**TEXTS, "d": "Seven eight nine ten."}.items():
+            f.write(json.dumps({"id": uid, "text": text, "audio": f"{uid}.wav"}) + "\n")
+    body = valle_cfg(2).replace('out = "ckpt/valle"', 'out = "ckpt/valle-val"').replace(
+        'manifest = "train.jsonl"', 'manifest = "train4.jsonl"\nval_items = 2\ntokens_dir = "shared-tokens"')
+    body += 'val_every = 1\n[speak]\nasr = "whisper-tiny.en"\nitems = 2\nbeam_size = 1\n'
+    out = run_training(load_train_config(write(work, "valle-val.toml", body)))
+    info = json.loads((out / "training.json").read_text())
+    assert info["n_examples"] == 2 and info["n_validation"] == 2 and len(info["validation_ids"]) == 2
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in rows} == {"ar", "nar"}
+    assert [r["step"] for r in rows if r["stage"] == "ar" and "val_loss" in r] == [1, 2]
+    speak = [r for r in rows if "val_wer" in r]
+    # the check runs in the NAR stage (AR + NAR make speech) at the end; an untrained model babbles
+    assert [r["stage"] for r in speak] == ["nar"] and speak[0]["speak_items"] == 2 and speak[0]["val_wer"] >= 0.5
+    assert (out / "metrics.csv").exists() and (out / "curves.png").stat().st_size > 5000
+    assert (work / "shared-tokens" / "wav_sha256.json").exists() and not (out / "tokens").exists()

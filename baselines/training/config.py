@@ -1,7 +1,7 @@
 """The training config of `halle-bench train`: one TOML file parsed into a `TrainJob`.
 
 Every problem is a `ConfigError` with file and line (unknown tables and keys included);
-the keys are documented in docs/training.md. `halle_bench.training` runs the job.
+the keys are documented in docs/training.md. `run.run_training` runs the job.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import _line_of, _line_of_header, parse_toml, read_text_file
-from .errors import ConfigError
+from halle_bench.config import _line_of, _line_of_header, parse_toml, read_text_file
+from halle_bench.errors import ConfigError
 
 MODELS = ("valle", "mreq", "halle")
-CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint")
+CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint", "shipped-teacher")
 SIZES = ("tiny", "paper")
 
-_TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train"}
-_DATA = {"manifest", "format", "limit", "max_seconds"}
+_TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train", "speak"}
+_DATA = {"manifest", "format", "limit", "max_seconds", "val_items", "tokens_dir", "extract_batch"}
+# [speak]: the "does it speak" check (valle, halle); asr..batch_size go to the WER scorer
+_SPEAK = {"every", "items", "asr", "normalizer", "beam_size", "language", "batch_size"}
 _CODEC_OWN = {"kind", "checkpoint", "bandwidth", "seed", "fit", "fit_items", "fit_iters"}
 # CodecConfig fields a random codec may override (tiny / teacher_48hz)
 _CODEC_FIELDS = {"sample_rate", "ratios", "n_q", "codebook_size", "dimension", "n_filters",
@@ -56,12 +58,18 @@ _TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
                "cpu | cuda | cuda:N | mps | auto"),
     "dtype": (lambda v: v in ("float32", "bfloat16", "float16"), "float32 | bfloat16 | float16"),
     "segment_blocks": _INT_POS,
+    "max_frames": _INT_NN,
+    "bucket_pool": _INT_POS,
+    "accum_steps": _INT_POS,
+    "num_workers": _INT_NN,
+    "ema": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1, "a number in [0, 1)"),
+    "val_every": _INT_NN,
 }
 _TRAIN_FOR = {
     "valle": set(_TRAIN_CHECKS) - {"segment_blocks"},
     "halle": set(_TRAIN_CHECKS) - {"segment_blocks"},
     "mreq": {"steps", "batch_size", "lr", "weight_decay", "grad_clip", "log_every", "save_every", "seed",
-             "device", "segment_blocks"},
+             "device", "segment_blocks", "val_every"},
 }
 _STAGE_KEYS = set(_TRAIN_CHECKS) - {"seed", "device"}  # what [train.ar] / [train.nar] may change
 
@@ -72,6 +80,9 @@ class DataSpec:
     format: str | None = None
     limit: int | None = None
     max_seconds: float | None = None
+    val_items: int = 0  # utterances held out for validation (chosen by a hash of their id)
+    tokens_dir: Path | None = None  # where token shards live (default: <out>/tokens)
+    extract_batch: int = 16  # items per encoder call in token extraction
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class TrainJob:
     train: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # "ar" / "nar" overrides
     text: str = ""
+    speak: dict[str, Any] | None = None  # the [speak] table (None: no speak check)
 
     def with_overrides(self, steps: int | None = None, device: str | None = None) -> "TrainJob":
         """The CLI's `--steps N` / `--device D`: replace the value for every stage."""
@@ -173,7 +185,7 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
     d = table("data", _DATA)
     if d is None or "manifest" not in d:
         raise err("[data]: `manifest` is required", header="data")
-    from .data import FORMATS
+    from halle_bench.data import FORMATS
 
     fmt = d.get("format")
     if fmt is not None and fmt not in FORMATS:
@@ -184,7 +196,29 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
     ms = d.get("max_seconds")
     if ms is not None and not _NUM_POS[0](ms):
         raise err("[data]: `max_seconds` must be a positive number", "max_seconds", "[data]")
-    data = DataSpec(resolve(d["manifest"], "manifest", "[data]"), fmt, limit, None if ms is None else float(ms))
+    for key in ("val_items", "extract_batch"):
+        if key in d and not (_INT_NN if key == "val_items" else _INT_POS)[0](d[key]):
+            raise err(f"[data]: `{key}` must be a {'non-negative' if key == 'val_items' else 'positive'} integer",
+                      key, "[data]")
+    data = DataSpec(resolve(d["manifest"], "manifest", "[data]"), fmt, limit, None if ms is None else float(ms),
+                    int(d.get("val_items", 0)),
+                    resolve(d["tokens_dir"], "tokens_dir", "[data]") if "tokens_dir" in d else None,
+                    int(d.get("extract_batch", 16)))
+
+    # [speak]: valle / halle
+    sp = table("speak", _SPEAK)
+    if sp is not None:
+        if model == "mreq":
+            raise err("[speak] applies to models 'valle' and 'halle' (an MReQ tokenizer does not speak)", header="speak")
+        for key in ("every", "items", "beam_size", "batch_size"):
+            if key in sp and not (_INT_NN if key == "every" else _INT_POS)[0](sp[key]):
+                raise err(f"[speak]: `{key}` must be a {'non-negative' if key == 'every' else 'positive'} integer",
+                          key, "[speak]")
+        for key in ("asr", "normalizer", "language"):
+            if key in sp and not (isinstance(sp[key], str) and sp[key]):
+                raise err(f"[speak]: `{key}` must be a non-empty string", key, "[speak]")
+        if data.val_items < 2:
+            raise err("[speak] needs [data] val_items >= 2 (held-out texts and their voice prompts)", header="speak")
 
     # [codec]: valle / mreq only
     c = table("codec", _CODEC_OWN | _CODEC_FIELDS)
@@ -234,7 +268,12 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
         if t is None or "path" not in t:
             raise err("model 'halle' needs [tokenizer] path = <an MReQ tokenizer folder (from model = \"mreq\")>",
                       header="tokenizer")
-        tokenizer = resolve(t["path"], "path", "[tokenizer]")
+        if t["path"] in ("shipped-mreq",):
+            from .shipped import CHECKPOINTS, SHIPPED
+
+            tokenizer = CHECKPOINTS / SHIPPED[t["path"]]  # loading it names the folder when absent
+        else:
+            tokenizer = resolve(t["path"], "path", "[tokenizer]")
         if i is not None and "valle" in i:
             init_valle = resolve(i["valle"], "valle", "[init]")
 
@@ -279,7 +318,8 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
                       k, "[train]", header="train" if k in ("ar", "nar") else None)
         _check_train(k, v, err, "[train]")
         train[k] = v
-    return TrainJob(path, model, out, data, codec, tokenizer, init_valle, size, overrides, train, stages, text)
+    return TrainJob(path, model, out, data, codec, tokenizer, init_valle, size, overrides, train, stages, text,
+                    None if sp is None else dict(sp))
 
 
 def _check_train(key: str, value: Any, err, where: str) -> None:

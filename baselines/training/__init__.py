@@ -1,0 +1,44 @@
+"""Training VALL-E, MReQ and HALL-E at scale (`halle-bench train`).
+
+| module   | what                                                                      |
+|----------|---------------------------------------------------------------------------|
+| config   | the TOML training config -> `TrainJob` (file + line errors)               |
+| run      | `run_training(job)`: one function per model kind, the output folder layout |
+| shards   | token extraction stage: codec / MReQ tokens written once into shards, read memory-mapped |
+| sampler  | duration-bucketed batches under a frame budget, by seed + epoch, split by rank |
+| dist     | torchrun / DDP set-up (nccl on CUDA, gloo on CPU)                          |
+| loop     | the scalable loop: DataLoader workers, accumulation, DDP, EMA, validation |
+| prepare  | validation split, wav hashing, tokens -> memory-mapped example sets       |
+| mreq_stream | MReQ training on random crops read from the files (no corpus in RAM)   |
+| metrics  | metrics.jsonl / metrics.csv and the curves plot                            |
+| speak    | the "does it speak" check: synthesise held-out texts, score with the WER scorer |
+
+Names are imported lazily so that `import halle_bench.baselines.training` does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "TrainJob": "config", "DataSpec": "config", "CodecSpec": "config", "load_train_config": "config",
+    "parse_train_config": "config", "MODELS": "config", "CODEC_KINDS": "config",
+    "run_training": "run",
+    "TokenStore": "shards", "extract_tokens": "shards", "WavHasher": "shards",
+    "DurationBatchSampler": "sampler", "plan_batches": "sampler",
+    "DistInfo": "dist", "init_distributed": "dist",
+    "train": "loop", "validation_loss": "loop", "StreamingMReQTrainer": "mreq_stream",
+    "split_items": "prepare", "tokenize": "prepare", "ShardExamples": "shards",
+    "MetricsLog": "metrics", "plot_curves": "metrics",
+    "SpeakCheck": "speak",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(name)
+
+
+__all__ = sorted(_LAZY)

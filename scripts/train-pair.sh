@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Train the VALL-E / HALL-E pair on an espeak-ng corpus (issue 11 §2), resumably.
+#
+#   bash scripts/train-pair.sh [WORK_DIR] [--minutes M] [--nproc N] [--device D] [--steps N]
+#
+# WORK_DIR (default runs/pair) gets corpus/, valle/, halle/ and copies of the configs.
+# Every stage resumes: run the same command again (in a later session too) and it continues
+# from the last checkpoint; the corpus and the token shards are made once.
+# In the background:  nohup bash scripts/train-pair.sh runs/pair > runs/pair.log 2>&1 &
+# On GPUs:            bash scripts/train-pair.sh runs/pair --device cuda --nproc 4
+# Needs the shipped 48 Hz teacher codec and MReQ tokenizer (baselines/training/shipped.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+WORK=runs/pair
+if [[ $# -gt 0 && $1 != --* ]]; then WORK=$1; shift; fi
+MINUTES=600 NPROC=1 DEVICE=auto STEPS=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --minutes) MINUTES=$2; shift 2;;
+    --nproc) NPROC=$2; shift 2;;
+    --device) DEVICE=$2; shift 2;;
+    --steps) STEPS=(--steps "$2"); shift 2;;
+    *) echo "unknown argument: $1" >&2; exit 2;;
+  esac
+done
+mkdir -p "$WORK"
+cp baselines/training/configs/pair-valle.toml baselines/training/configs/pair-halle.toml "$WORK/"
+cd "$WORK"
+
+echo "== corpus ($MINUTES min of espeak-ng speech, 8 voices, texts disjoint from the demo)"
+nice -n 10 "$PY" -m halle_bench.baselines.training.corpus corpus --minutes "$MINUTES" --max-sentences 16
+
+train() {
+  if [[ $NPROC -gt 1 ]]; then
+    nice -n 10 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m halle_bench train "$@"
+  else
+    nice -n 10 "$PY" -m halle_bench train "$@"
+  fi
+}
+echo "== VALL-E (48 Hz teacher codec)"
+train pair-valle.toml --device "$DEVICE" "${STEPS[@]}"
+echo "== HALL-E (MReQ 8 Hz tokens), continued from VALL-E"
+train pair-halle.toml --device "$DEVICE" "${STEPS[@]}"
+echo "done: $WORK/valle $WORK/halle (metrics.csv, curves.png in each)"

@@ -1,0 +1,56 @@
+"""The configs and corpus of the VALL-E / HALL-E pair (scripts/train-pair.sh)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from halle_bench.baselines.training import load_train_config, run_training
+from halle_bench.baselines.training.corpus import build_corpus, demo_sentences, grammar_sentences
+from halle_bench.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[3] / "baselines" / "training" / "configs"
+
+
+def test_pair_configs_share_width_depth_and_ar_token_budget():
+    v = load_train_config(CONFIGS / "pair-valle.toml")
+    h = load_train_config(CONFIGS / "pair-halle.toml")
+    assert v.model == "valle" and h.model == "halle" and v.codec.kind == "shipped-teacher"
+    assert h.init_valle == v.out  # HALL-E continues from this VALL-E
+    tf = ("d_model", "n_heads", "n_layers", "d_ff")
+    assert {k: v.model_config[k] for k in tf} == {k: h.model_config[k] for k in tf}
+    assert v.stage_values("ar")["max_frames"] == h.stage_values("ar")["max_frames"]
+    assert v.stage_values("nar")["max_frames"] == h.stage_values("nar")["max_frames"]
+    # the same token budget holds 6x longer clips at 8 Hz than at 48 Hz
+    assert h.data.max_seconds > 4 * v.data.max_seconds
+    assert v.speak and h.speak and v.data.val_items >= 2
+
+
+def test_shipped_teacher_missing_is_a_config_error_naming_it(tmp_path):
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "text": "Hi.", "audio": "a.wav"}) + "\n")
+    (tmp_path / "a.wav").write_bytes(b"")
+    shutil.copy(CONFIGS / "pair-valle.toml", tmp_path / "v.toml")
+    body = (tmp_path / "v.toml").read_text().replace("corpus/train.jsonl", "m.jsonl").replace("val_items = 16", "")
+    body = body[: body.index("[speak]")]
+    (tmp_path / "v.toml").write_text(body)
+    from halle_bench.baselines.training import shipped
+
+    if (shipped.CHECKPOINTS / shipped.SHIPPED["shipped-teacher"]).is_dir():
+        pytest.skip("the shipped teacher codec is present")
+    with pytest.raises(ConfigError, match="shipped-teacher.*not in this build") as e:
+        run_training(load_train_config(tmp_path / "v.toml"))
+    assert "v.toml" in str(e.value)
+
+
+def test_corpus_texts_are_disjoint_from_the_demo(tmp_path):
+    demo = sorted(demo_sentences())
+    assert demo and not demo_sentences() & {" ".join(s.lower().split()) for s in grammar_sentences(5000)}
+    texts = ["A brand new sentence about boats.", demo[0].capitalize(), "Another one about trains."]
+    items = build_corpus(tmp_path, minutes=0.05, texts=texts, max_sentences=1, log=lambda m: None)
+    assert items and all(demo[0] not in i.text.lower() for i in items)
+    assert len({i.speaker for i in items}) == len(items)  # voices take turns
+    rows = [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert rows[0]["audio"].startswith("wav/") and rows[0]["duration"] > 0.5
+    again = build_corpus(tmp_path, minutes=0.05, texts=texts, max_sentences=1, log=lambda m: None)
+    assert again == items  # resumed: the same utterances, wavs kept
