@@ -159,7 +159,7 @@ def test_base_long_form_wer_and_truncation(speech):
     """Issue 3's acceptance: 60-90 s espeak speech, Whisper base: WER < 0.35 with the
     last sentence present; with the second half silenced, the deletions sit in the last
     position windows."""
-    from tests.metrics.test_asr import SENTENCES
+    from tests.metrics.asr.test_asr_longform import SENTENCES
 
     text = " ".join(SENTENCES)
     audio = speech(text, speed=130)
