@@ -177,13 +177,29 @@ def _remove_pauses(x: np.ndarray, tmp_path) -> np.ndarray:
     return np.concatenate(keep)
 
 
+def _longest_runs(ref: str, hyp: str) -> tuple[int, int]:
+    """Longest runs of consecutive insertions and of consecutive deletions aligning hyp to ref."""
+    from halle_bench.metrics.edit import align_words
+
+    best = {"insert": 0, "delete": 0}
+    run_tag, run = None, 0
+    for tag, _, _ in align_words(ref, hyp).ops:
+        run = run + 1 if tag == run_tag else 1
+        run_tag = tag
+        if tag in best:
+            best[tag] = max(best[tag], run)
+    return best["insert"], best["delete"]
+
+
 @pytest.mark.slow
 @needs_base
-def test_speech_without_pauses_scores_like_speech_with_pauses(speech, tmp_path):
-    """Issue 9: 60-150 s of espeak speech with its pauses removed gives a WER within one
-    point of the original; its cuts fall inside speech (overlapping windows, loud cuts)."""
+def test_speech_without_pauses_is_cut_with_overlap_and_merged_without_losing_or_doubling(speech, tmp_path):
+    """Issue 9: espeak speech with its pauses removed (sox `silence`) has no quiet place to
+    cut: its cuts are loud and decoded with overlapping windows, and the merged transcript
+    neither doubles the overlap nor drops a stretch of words at a join (a doubled overlap
+    is a run of ~10 insertions, a lost one a run of deletions; a split word costs at most
+    one of each). The same speech with its pauses is cut cleanly, without overlap."""
     from halle_bench.metrics.normalizers import get_normalizer
-    from halle_bench.metrics.wer import text_scores
 
     text = " ".join(SENTENCES + SENTENCES[:12])
     x = speech(text, speed=150)
@@ -191,9 +207,13 @@ def test_speech_without_pauses_scores_like_speech_with_pauses(speech, tmp_path):
     assert 60 * SR <= len(y) < len(x) * 0.97 and len(x) <= 150 * SR, (len(x) / SR, len(y) / SR)
     asr = LongFormASR("whisper-base", batch_size=8)
     with_pauses, without = asr.transcribe([x, y])
-    norm = get_normalizer("whisper-en")
-    w0 = text_scores(text, with_pauses.text, norm, len(x) / SR)["wer"]
-    w1 = text_scores(text, without.text, norm, len(y) / SR)["wer"]
-    assert abs(w1 - w0) <= 0.01, (w0, w1, with_pauses.text, without.text)
-    assert without.cuts >= 2 and without.overlaps >= 1 and without.cut_db > -30
     assert with_pauses.cuts >= 2 and with_pauses.overlaps == 0 and with_pauses.cut_db <= -30
+    assert without.cuts >= 2 and without.overlaps == without.cuts and without.cut_db > -30
+    assert without.merge_fallbacks == 0  # every pair of windows agreed on words in their overlap
+    norm = get_normalizer("whisper-en")
+    ref = norm(text)
+    ins, dels = _longest_runs(ref, norm(without.text))
+    assert ins <= 2 and dels <= 2, (ins, dels, without.text)
+    # what the merge prevents: the window texts simply concatenated repeat each overlap
+    naive_ins, _ = _longest_runs(ref, norm(" ".join(w.text for w in without.windows)))
+    assert naive_ins >= 5
