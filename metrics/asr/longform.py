@@ -159,8 +159,8 @@ class LongFormASR:
             return "fallback"
         return "ok"
 
-    def _fallback(self, window: np.ndarray):
-        r = verdict = None
+    def _fallback(self, window: np.ndarray, r):
+        """Decode again at rising temperatures; `r` is the temperature-0 result."""
         for t in self.settings.temperatures[1:]:
             r = self.backend.decode([window], t, seed=window_seed(self.settings.seed, window, t))[0]
             verdict = self._verdict(r)
@@ -208,7 +208,7 @@ class LongFormASR:
             for (k, b, w, t0, t1), r in zip(chunk, self.backend.decode([j[2] for j in chunk], 0.0)):
                 verdict = self._verdict(r)
                 if verdict == "fallback":
-                    r, verdict = self._fallback(w)
+                    r, verdict = self._fallback(w, r)
                 text = "" if verdict == "no-speech" else r.text.strip()
                 results[(k, b)] = WindowResult(
                     t0, t1, text, verdict, r.temperature, _finite(r.avg_logprob), _finite(r.compression_ratio), _finite(r.no_speech_prob)

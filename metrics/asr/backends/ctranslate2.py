@@ -7,6 +7,14 @@ activations; on espeak speech the same WER as float32 within noise, see
 docs/protocols.md) and float16 on CUDA; "int8", "int8_float16", "float16", "float32"...
 may be given; one the device cannot run is an error naming the supported ones.
 `threads` is CTranslate2's intra-op thread count (0: its own default).
+
+The temperature fallback (sampling) does not run on CTranslate2: its random generator
+is per worker thread and seeded once, when that thread first samples, so
+`set_random_seed` before a call does not make the call repeatable (measured: the same
+window and seed gave two different texts). Sampled windows are decoded instead by the
+openai-whisper engine on the same weights (converted once, on the first fallback), with
+torch seeded per window, so the same window always gets the same text. Fallbacks are
+rare (none on the ~400 s of bench_peers.py), so this costs nothing in the usual case.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ class CTranslate2Backend:
         self.compute_type = compute_type
         self.threads = int(threads or 0)
         self._model = None
+        self._sampler = None
 
     @property
     def model_ref(self) -> ModelRef:
@@ -99,15 +108,10 @@ class CTranslate2Backend:
         if temperature == 0:
             res = self._model.generate(feats, prompts, beam_size=max(1, s.beam_size), **common)
         else:
-            if len(windows) != 1:
-                raise ValueError("sampling decodes one window at a time (its seed is its own)")
-            ctranslate2.set_random_seed(int(seed or 0) % (2**31))
-            res = self._model.generate(feats, prompts, beam_size=1, num_hypotheses=s.best_of, sampling_topk=0,
-                                       sampling_temperature=temperature, **common)
+            return self._sample(windows, temperature, seed)
         out = []
         for r in res:
-            # best hypothesis: beam search returns it first; for samples take the best score
-            k = int(np.argmax(r.scores)) if temperature > 0 else 0
+            k = 0  # beam search returns the best hypothesis first
             ids = [t for t in r.sequences_ids[k] if t < p.eot]
             text = self._tok.decode(ids).strip()
             # CTranslate2's score is the sum log prob / length (length_penalty 1); openai-whisper's
@@ -117,5 +121,18 @@ class CTranslate2Backend:
             out.append(Decoded(text, avg, compression_ratio(text), float(r.no_speech_prob), temperature))
         return out
 
+    def _sample(self, windows: Sequence[np.ndarray], temperature: float, seed: int | None) -> list[Decoded]:
+        """Seeded sampling on the openai-whisper engine (see the module docstring)."""
+        if len(windows) != 1:
+            raise ValueError("sampling decodes one window at a time (its seed is its own)")
+        if self._sampler is None:
+            from ..models import REGISTERED, resolve_whisper
+            from .openai_whisper import OpenAIWhisperBackend
+
+            pt, _ = resolve_whisper(self._ref.name if self._ref.name in REGISTERED else self.folder)
+            self._sampler = OpenAIWhisperBackend(pt, self._ref, self.s, device=self.device, threads=self.threads or None, converted=True)
+        return self._sampler.decode(windows, temperature, seed)
+
     def close(self) -> None:
         self._model = None
+        self._sampler = None

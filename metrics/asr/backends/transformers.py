@@ -88,7 +88,7 @@ class TransformersBackend:
         prompt = torch.tensor([list(p.sot_sequence)] * feats.shape[0], device=self.device)
         sampling = temperature > 0
         cfg = GenerationConfig(
-            max_length=448, num_beams=1 if sampling else max(1, s.beam_size), do_sample=sampling,
+            max_length=self._max_len(), num_beams=1 if sampling else max(1, s.beam_size), do_sample=sampling,
             temperature=temperature if sampling else None, top_k=0 if sampling else None,
             num_return_sequences=s.best_of if sampling else 1, eos_token_id=p.eot, pad_token_id=p.eot,
             decoder_start_token_id=p.sot_sequence[0], suppress_tokens=list(p.suppress), begin_suppress_tokens=list(p.blank),
@@ -96,13 +96,16 @@ class TransformersBackend:
         # the generic generate, not WhisperGenerationMixin's long-form one (see the module docstring)
         return GenerationMixin.generate(self._model, input_features=feats, decoder_input_ids=prompt, generation_config=cfg)
 
+    def _max_len(self) -> int:
+        return min(448, int(self._model.config.max_target_positions))
+
     def _scores(self, feats, seqs: list[list[int]]):
         """(avg_logprob, no_speech_prob) per sequence from one teacher-forced pass."""
         import torch
 
         p = self._p
         n0 = len(p.sot_sequence)
-        width = max(len(q) for q in seqs) + 1
+        width = min(max(len(q) for q in seqs) + 1, self._max_len())
         ids = torch.full((len(seqs), width), p.eot, dtype=torch.long, device=self.device)
         for i, q in enumerate(seqs):
             ids[i, : len(q)] = torch.tensor(q, device=self.device)
@@ -114,7 +117,8 @@ class TransformersBackend:
         for i, q in enumerate(seqs):
             text_len = len(q) - n0
             # log probs of the text tokens and the end token, over (text tokens + 1), as openai-whisper
-            targets = torch.tensor(q[n0:] + [p.eot], device=self.device)
+            # (a sequence cut by the length limit has no end token to score)
+            targets = torch.tensor(q[n0:] + ([p.eot] if len(q) < self._max_len() else []), device=self.device)
             lp = logp[i, n0 - 1 : n0 - 1 + len(targets)].gather(1, targets[:, None]).sum()
             out.append((float(lp) / (text_len + 1), float(no_speech[i])))
         return out
