@@ -84,9 +84,13 @@ def make_clips(folder: Path) -> list[dict]:
     return items
 
 
-def run(cmd: list[str], env=None) -> tuple[float, str]:
+def run(cmd: list[str], timeout: float | None = None) -> tuple[float, str | None]:
+    """(wall seconds, stdout); stdout is None when the process ran past `timeout`."""
     t = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - t, None
     dt = time.perf_counter() - t
     if p.returncode:
         raise SystemExit(f"{cmd[:4]} failed ({p.returncode}):\n{p.stderr[-3000:]}")
@@ -122,6 +126,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="time every loop this many times (figures per repeat)")
     ap.add_argument("--skip", default="", help="comma list of loops not to run: f5,openai,halle")
     ap.add_argument("--peer-compute-type", default="int8", help="CTranslate2 compute type of the faster-whisper loop")
+    ap.add_argument("--timeout", type=float, default=None, help="give up on a loop after this many seconds (reported as such)")
     ap.add_argument("--wer", default='asr = "whisper-base"', help="the halle-bench wer config table's contents")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
@@ -141,26 +146,29 @@ def main() -> None:
         cfg = halle_config(root, items, a.wer)
         for rep in range(a.repeat):
             res: dict[str, tuple[float, float]] = {}
+            def note(name: str, dt: float, out: str | None, hyps) -> None:
+                res[name] = (dt, corpus_wer(refs, hyps) if out is not None else float("nan"))
+                print(f"  {name}: {dt:.1f} s" + ("" if out is not None else " (timed out: no result)"), flush=True)
+
             if "f5" not in skip:
-                dt, out = run([sys.executable, "-c", F5_LOOP, str(folder_ct2), a.peer_compute_type, json.dumps(files)])
-                res["f5 (faster-whisper, per file)"] = (dt, corpus_wer(refs, json.loads(out)))
-            if "openai" not in skip:
-                dt, out = run([sys.executable, "-c", OPENAI_LOOP, str(pt), json.dumps(files)])
-                res["openai-whisper transcribe loop"] = (dt, corpus_wer(refs, json.loads(out)))
+                dt, out = run([sys.executable, "-c", F5_LOOP, str(folder_ct2), a.peer_compute_type, json.dumps(files)], a.timeout)
+                note("f5 (faster-whisper, per file)", dt, out, json.loads(out) if out is not None else [])
             if "halle" not in skip:
                 out_dir = root / f"run{rep}"
-                dt, _ = run([sys.executable, "-m", "halle_bench", "run", str(cfg), "--out", str(out_dir), "--metrics", "wer", "--quiet"])
-                rows = [json.loads(l) for l in (out_dir / "scores.jsonl").read_text().splitlines() if l.strip()]
+                dt, out = run([sys.executable, "-m", "halle_bench", "run", str(cfg), "--out", str(out_dir), "--metrics", "wer", "--quiet"], a.timeout)
+                rows = [json.loads(l) for l in (out_dir / "scores.jsonl").read_text().splitlines() if l.strip()] if out is not None else []
                 by_id = {r["id"]: r for r in rows if r.get("scorer") == "wer"}
-                hyps = [by_id[it["id"]]["values"]["hyp_raw"] for it in items]
-                res["halle-bench run (wer)"] = (dt, corpus_wer(refs, hyps))
+                note("halle-bench run (wer)", dt, out, [by_id[it["id"]]["values"]["hyp_raw"] for it in items] if out is not None else [])
+            if "openai" not in skip:
+                dt, out = run([sys.executable, "-c", OPENAI_LOOP, str(pt), json.dumps(files)], a.timeout)
+                note("openai-whisper transcribe loop", dt, out, json.loads(out) if out is not None else [])
             print(f"\nrun {rep + 1}/{a.repeat} (load average {os.getloadavg()[0]:.2f})")
             print(f"{'loop':34s} {'seconds':>8s} {'x real time':>12s} {'WER':>7s}")
             for k, (dt, w) in res.items():
                 print(f"{k:34s} {dt:8.1f} {audio_s / dt:12.2f} {w:7.3f}")
             h = res.get("halle-bench run (wer)")
             for k, (dt, w) in res.items():
-                if h and not k.startswith("halle"):
+                if h and not k.startswith("halle") and w == w:
                     print(f"halle-bench vs {k}: {dt / h[0]:.2f}x the throughput, WER {h[1] - w:+.3f}")
 
 
