@@ -38,6 +38,7 @@ _LAZY = {
     "WERScorer": "wer",
     "summarize": "wer",
     "WhisperASR": "asr",
+    "LongFormASR": "asr",
     "DecodingSettings": "asr",
     "get_normalizer": "normalizers",
     "align_words": "edit",

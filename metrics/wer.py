@@ -18,6 +18,13 @@ n_ref_chars, char_errors, ref_norm, hyp_norm, hyp_raw, and
   `LOOP_MIN_EXTRA` (2: three copies in a row where the text has one); a single
   doubled word is a common ASR slip and is not called a loop.
 
+ASR bookkeeping per item: ``asr_model``, ``asr_backend``, ``decoding`` (JSON: every
+decoding setting, the engine and its compute type, the protocol preset), ``asr_windows``,
+``asr_fallbacks`` (windows re-decoded at a higher temperature), ``asr_cuts`` (window
+cuts), ``asr_cut_db`` (the loudest cut's level relative to the clip's RMS in dB, lower =
+cleaner; None when not cut), ``asr_overlaps`` (cuts inside speech, decoded with
+overlapping windows) and ``asr_merge_fallbacks`` (overlap joins made by time).
+
 `summarize(rows)` aggregates per-item values (the lead's aggregator calls it).
 """
 
@@ -162,19 +169,27 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 # -- the scorer ----------------------------------------------------------------------
-_KEYS = {"asr", "normalizer", "language", "beam_size", "batch_size", "window_seconds", "seed", "threads"}
+_KEYS = {"asr", "backend", "compute_type", "protocol", "normalizer", "language", "beam_size", "batch_size",
+         "window_seconds", "overlap_seconds", "seed", "threads"}
 
 
 @register_scorer("wer")
 class WERScorer(BaseScorer):
-    """Config: asr ("whisper-base" | "whisper-tiny.en" | a .pt path | a CTranslate2
-    folder), normalizer ("whisper-en"), language ("en"), beam_size (5), batch_size (8
-    windows of <= 30 s per decoder batch), window_seconds (30, the position
-    diagnostics' window), seed (0, for the temperature fallback), threads (torch CPU
-    threads while transcribing; default: torch's own setting)."""
+    """Config: asr ("whisper-base" | "whisper-tiny.en" | a CTranslate2 folder | a
+    transformers Whisper folder | an openai-whisper .pt), backend ("auto": the format's
+    own engine; "ctranslate2" | "openai-whisper" | "transformers"), compute_type ("auto":
+    int8 on CPU and float16 on CUDA for ctranslate2, float32/float16 for the torch
+    engines), protocol ("seed-tts-eval" | "f5": the peers' presets, see
+    metrics/asr/protocols.py), normalizer ("whisper-en"), language ("en"), beam_size
+    (5), batch_size (16 windows of <= 30 s per decoder batch), window_seconds (30, the
+    position diagnostics' window), overlap_seconds (5: how far a window starts before a
+    cut that falls inside speech; 0 never overlaps), seed (0, for the temperature
+    fallback), threads (engine CPU threads; default: the engine's own setting)."""
 
     name = "wer"
-    version = "2"  # 2: loop allowance from the reference's longest run of any same-length n-gram
+    # 2: loop allowance from the reference's longest run of any same-length n-gram
+    # 3: ASR backends (ctranslate2 int8 by default), overlapping windows at cuts inside speech
+    version = "3"
     higher_is_better = {"wer": False, "cer": False}
     needs = frozenset({NEEDS_TEXT})
 
@@ -185,42 +200,59 @@ class WERScorer(BaseScorer):
         unknown = set(self.config) - _KEYS
         if unknown:
             raise ConfigError(f"[metrics] wer: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
-        from .asr import DecodingSettings, WhisperASR
+        from .asr import DecodingSettings, LongFormASR, apply_protocol
 
         try:
-            self.normalizer = get_normalizer(str(self.config.get("normalizer", "whisper-en")))
-            self.window_seconds = float(self.config.get("window_seconds", 30.0))
+            cfg, self.protocol = apply_protocol(self.config)
+            self.normalizer = get_normalizer(str(cfg.get("normalizer", "whisper-en")))
+            self.window_seconds = float(cfg.get("window_seconds", 30.0))
             decoding = DecodingSettings(
-                language=str(self.config.get("language", "en")),
-                beam_size=int(self.config.get("beam_size", 5)),
-                seed=int(self.config.get("seed", 0)),
+                language=str(cfg.get("language", "en")),
+                beam_size=int(cfg.get("beam_size", 5)),
+                seed=int(cfg.get("seed", 0)),
+                overlap_seconds=float(cfg.get("overlap_seconds", 5.0)),
             )
-            self.batch_size = int(self.config.get("batch_size", 8))
+            # 16 windows per decoder batch (and clips per runner batch): on 2 CPU cores int8
+            # beam search over 16 windows ran 1.4x faster than over 8 (bench_peers.py)
+            self.batch_size = int(cfg.get("batch_size", 16))
         except (TypeError, ValueError) as e:
             raise ConfigError(f"[metrics] wer: {e}") from None
         if self.window_seconds <= 0:
             raise ConfigError("[metrics] wer: window_seconds must be > 0")
-        threads = self.config.get("threads")
-        self.asr = WhisperASR(
-            self.config.get("asr", "whisper-base"),
+        if not 0 <= decoding.overlap_seconds < decoding.window_seconds - decoding.search_seconds:
+            raise ConfigError(f"[metrics] wer: overlap_seconds must be in [0, {decoding.window_seconds - decoding.search_seconds:g})")
+        threads = cfg.get("threads")
+        self.asr = LongFormASR(
+            cfg.get("asr", "whisper-base"),
+            backend=str(cfg.get("backend", "auto")),
             batch_size=self.batch_size,
             decoding=decoding,
+            compute_type=str(cfg.get("compute_type", "auto")),
             threads=int(threads) if threads else None,
         )
 
     def load(self, device: str) -> None:
         super().load(device)
-        self.asr.device = device
+        if self.asr.device != device:
+            self.asr.close()
+            self.asr.device = device
+            self.asr._backend = None  # rebuilt for the device
         self.asr.load()
 
     def close(self) -> None:
-        self.asr._model = None
+        self.asr.close()
 
     def models(self) -> list[ModelRef]:
         return [self.asr.model_ref]
 
+    def _decoding_dict(self) -> dict[str, Any]:
+        d = self.asr.decoding_dict()
+        if self.protocol:
+            d["protocol"] = self.protocol
+        return d
+
     def _decoding_json(self) -> str:
-        return json.dumps(self.asr.decoding_dict(), sort_keys=True)
+        return json.dumps(self._decoding_dict(), sort_keys=True)
 
     def settings(self) -> dict[str, Any]:
         """Resolves the model (and converts a CTranslate2 file once) to report its sha256."""
@@ -230,7 +262,8 @@ class WERScorer(BaseScorer):
             "asr_sha256": ref.sha256,
             "normalizer": self.normalizer.name,
             "normalizer_version": self.normalizer.version,
-            "decoding": self.asr.decoding_dict(),
+            "asr_backend": self.asr.backend.name,
+            "decoding": self._decoding_dict(),
             "window_seconds": self.window_seconds,
             "loop": {"max_n": LOOP_MAX_N, "min_extra": LOOP_MIN_EXTRA},
         }
@@ -249,7 +282,8 @@ class WERScorer(BaseScorer):
             todo.append(k)
         transcripts = self.asr.transcribe(audios) if audios else []
         ref = self.asr.model_ref
-        common = {"asr_model": ref.name, "normalizer": self.normalizer.id, "decoding": self._decoding_json()}
+        common = {"asr_model": ref.name, "asr_backend": self.asr.backend.name, "normalizer": self.normalizer.id,
+                  "decoding": self._decoding_json()}
         for k, tr in zip(todo, transcripts):
             it = items[k]
             if tr.error:
@@ -268,6 +302,10 @@ class WERScorer(BaseScorer):
                 continue
             values["asr_windows"] = len(tr.windows)
             values["asr_fallbacks"] = sum(w.temperature not in (None, 0.0) for w in tr.windows)  # windows re-decoded
+            values["asr_cuts"] = tr.cuts
+            values["asr_cut_db"] = tr.cut_db  # loudest cut vs the clip's RMS, dB (None: not cut)
+            values["asr_overlaps"] = tr.overlaps  # cuts inside speech, decoded with overlap
+            values["asr_merge_fallbacks"] = tr.merge_fallbacks
             values.update(common)
             outputs[k] = ScoreOutput(values=values)
         return [o if o is not None else ScoreOutput(error="not scored") for o in outputs]

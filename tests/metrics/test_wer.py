@@ -117,6 +117,24 @@ def test_config_errors():
         WERScorer({"normalizer": "nope"})
     with pytest.raises(ConfigError):
         WERScorer({"beam_size": "five"})
+    with pytest.raises(ConfigError, match="unknown protocol"):
+        WERScorer({"protocol": "nope", "asr": "/x"})
+    with pytest.raises(ConfigError, match="whisper-large-v3.*asr = "):
+        WERScorer({"protocol": "seed-tts-eval"})  # the peer's model does not exist offline: a path is required
+    with pytest.raises(ConfigError, match="overlap_seconds"):
+        WERScorer({"overlap_seconds": 30})
+
+
+def test_protocol_presets_fill_settings_and_say_what_changed():
+    from halle_bench.metrics.asr import PROTOCOLS, apply_protocol
+
+    cfg, label = apply_protocol({"protocol": "f5", "asr": "/m"})
+    assert (cfg["backend"], cfg["beam_size"], cfg["normalizer"], label) == ("ctranslate2", 5, "f5", "f5")
+    cfg, label = apply_protocol({"protocol": "seed-tts-eval", "asr": "/m", "beam_size": 5})
+    assert cfg["backend"] == "transformers" and cfg["normalizer"] == "seed-tts-eval" and cfg["beam_size"] == 5
+    assert label == "seed-tts-eval (changed: beam_size)"
+    assert apply_protocol({"asr": "whisper-base"}) == ({"asr": "whisper-base"}, None)
+    assert {p.sim_model for p in PROTOCOLS.values()} == {"wavlm-tdnn"} and all(p.wer_average == "macro" for p in PROTOCOLS.values())
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +160,10 @@ def test_scorer_end_to_end_tiny(tiny_scorer, speech):
     v = out[0].values
     assert v["n_ref_words"] == 9 and v["ref_norm"] == "the quick brown fox jumps over the lazy dog"
     assert v["asr_model"] == "whisper-tiny.en" and v["normalizer"].startswith("whisper-en@")
-    assert json.loads(v["decoding"])["beam_size"] == 1
+    dec = json.loads(v["decoding"])
+    assert dec["beam_size"] == 1 and dec["backend"] == "ctranslate2" and dec["compute_type"] == "int8"
+    assert v["asr_backend"] == "ctranslate2"
+    assert v["asr_cuts"] == 0 and v["asr_cut_db"] is None and v["asr_windows"] == 1  # a short clip is not cut
     assert "empty reference text" in out[1].error
     assert out[2].values["wer"] == 1.0 and out[2].values["dels"] == 9 and out[2].values["hyp_raw"] == ""
     assert "empty audio" in out[3].error
@@ -151,6 +172,20 @@ def test_scorer_end_to_end_tiny(tiny_scorer, speech):
     assert st["normalizer"] == "whisper-en" and st["decoding"]["language"] == "en"
     assert tiny_scorer.models()[0].sha256 == st["asr_sha256"]
     assert tiny_scorer.higher_is_better == {"wer": False, "cer": False}
+    assert st["asr_backend"] == "ctranslate2" and tiny_scorer.version == "3"
+
+
+def test_scorer_records_cuts(tiny_scorer, speech):
+    """A clip longer than a window: its cuts and how quiet they were are in the row."""
+    from tests.metrics.asr.test_asr_longform import SENTENCES
+
+    text = " ".join(SENTENCES[:12])  # not a repeated sentence: that would look like a loop to the fallback
+    audio = speech(text, speed=160)
+    assert len(audio) > 30 * SR
+    (out,) = tiny_scorer.score([ScoreItem("sys", "long", audio, text=text)])
+    v = out.values
+    assert v["asr_cuts"] == v["asr_windows"] - 1 >= 1
+    assert v["asr_cut_db"] <= -30 and v["asr_overlaps"] == 0  # espeak pauses between sentences: clean cuts
 
 
 @pytest.mark.slow
@@ -159,7 +194,7 @@ def test_base_long_form_wer_and_truncation(speech):
     """Issue 3's acceptance: 60-90 s espeak speech, Whisper base: WER < 0.35 with the
     last sentence present; with the second half silenced, the deletions sit in the last
     position windows."""
-    from tests.metrics.test_asr import SENTENCES
+    from tests.metrics.asr.test_asr_longform import SENTENCES
 
     text = " ".join(SENTENCES)
     audio = speech(text, speed=130)
@@ -169,6 +204,7 @@ def test_base_long_form_wer_and_truncation(speech):
     cut[len(cut) // 2 :] = 0
     s = build_scorer("wer", {"asr": "whisper-base"})
     s.load("cpu")
+    assert s.settings()["decoding"]["compute_type"] == "int8"
     full, half = s.score([ScoreItem("a", "full", audio, text=text, duration_ref=dur), ScoreItem("a", "half", cut, text=text, duration_ref=dur)])
     v, h = full.values, half.values
     print(f"\nfull: wer={v['wer']:.3f} pos={v['pos_errors']}/{v['pos_words']}\nhalf: wer={h['wer']:.3f} pos={h['pos_errors']}/{h['pos_words']}")

@@ -1,0 +1,138 @@
+"""CTranslate2 engine: runs a CTranslate2 Whisper folder (`model.bin` + `config.json`)
+directly, the format of the shipped Whisper base and of faster-whisper's models.
+
+Windows are decoded in batches (one encoder call and one batched beam search per
+batch). `compute_type` is CTranslate2's: "auto" picks int8 on CPU (8-bit weights and
+activations; on espeak speech the same WER as float32 within noise, see
+docs/protocols.md) and float16 on CUDA; "int8", "int8_float16", "float16", "float32"...
+may be given; one the device cannot run is an error naming the supported ones.
+`threads` is CTranslate2's intra-op thread count (0: its own default).
+
+The temperature fallback (sampling) does not run on CTranslate2: its random generator
+is per worker thread and seeded once, when that thread first samples, so
+`set_random_seed` before a call does not make the call repeatable (measured: the same
+window and seed gave two different texts). Sampled windows are decoded instead by the
+openai-whisper engine on the same weights (converted once, on the first fallback), with
+torch seeded per window, so the same window always gets the same text. Fallbacks are
+rare (none on the ~400 s of bench_peers.py), so this costs nothing in the usual case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from halle_bench.errors import ConfigError
+
+from ...base import ModelRef
+from .base import Decoded, compression_ratio, log_mels, num_languages_for, prompt_tokens, register_backend
+
+
+@register_backend("ctranslate2")
+class CTranslate2Backend:
+    name = "ctranslate2"
+    formats = ("ctranslate2",)
+
+    def __init__(self, folder: str | Path, ref: ModelRef, settings, device: str = "cpu",
+                 compute_type: str = "auto", threads: int | None = None):
+        self.folder = Path(folder)
+        self._ref = ref
+        self.s = settings
+        self.device = device
+        self.compute_type = compute_type
+        self.threads = int(threads or 0)
+        self._model = None
+        self._sampler = None
+
+    @property
+    def model_ref(self) -> ModelRef:
+        return self._ref
+
+    def _resolved_compute_type(self) -> str:
+        if self.compute_type != "auto":
+            return self.compute_type
+        return "float16" if self.device.startswith("cuda") else "int8"
+
+    def settings(self) -> dict[str, Any]:
+        import ctranslate2
+
+        return {"engine": f"ctranslate2 {ctranslate2.__version__}", "compute_type": self._resolved_compute_type()}
+
+    @property
+    def multilingual(self) -> bool:
+        self.load()
+        return bool(self._model.is_multilingual)
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        import ctranslate2
+
+        dev, _, idx = self.device.partition(":")
+        ct = self._resolved_compute_type()
+        supported = ctranslate2.get_supported_compute_types(dev) if dev in ("cpu", "cuda") else set()
+        if ct not in ("default", "auto") and ct not in supported:
+            raise ConfigError(f"[metrics] wer: compute_type {ct!r} is not supported on {self.device}; supported: {', '.join(sorted(supported))}")
+        try:
+            self._model = ctranslate2.models.Whisper(str(self.folder), device=dev, device_index=int(idx or 0),
+                                                     compute_type=ct, intra_threads=self.threads)
+        except (RuntimeError, ValueError) as e:
+            raise ConfigError(f"cannot load CTranslate2 Whisper model from {self.folder}: {e}") from None
+        n_vocab = self._vocab_size()
+        self._tok, self._p = prompt_tokens(bool(self._model.is_multilingual), num_languages_for(n_vocab), self.s.language)
+
+    def _vocab_size(self) -> int:
+        # CTranslate2 does not expose the vocabulary size; vocabulary.txt / the model's
+        # language count give it (large-v3: 100 languages, 51866 tokens).
+        m = self._model
+        if not m.is_multilingual:
+            return 51864
+        return 51765 + 1 + int(m.num_languages)
+
+    def _features(self, windows: Sequence[np.ndarray]):
+        import ctranslate2
+
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(log_mels(windows, self._model.n_mels)))
+
+    def decode(self, windows: Sequence[np.ndarray], temperature: float, seed: int | None = None) -> list[Decoded]:
+        import ctranslate2
+
+        self.load()
+        s, p = self.s, self._p
+        feats = self._features(windows)
+        prompts = [list(p.sot_sequence)] * len(windows)
+        common = dict(return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+                      suppress_tokens=list(p.suppress), max_length=448)
+        if temperature == 0:
+            res = self._model.generate(feats, prompts, beam_size=max(1, s.beam_size), **common)
+        else:
+            return self._sample(windows, temperature, seed)
+        out = []
+        for r in res:
+            k = 0  # beam search returns the best hypothesis first
+            ids = [t for t in r.sequences_ids[k] if t < p.eot]
+            text = self._tok.decode(ids).strip()
+            # CTranslate2's score is the sum log prob / length (length_penalty 1); openai-whisper's
+            # avg_logprob divides by length + 1 (it counts the end token), as faster-whisper does.
+            n = len(r.sequences_ids[k])
+            avg = float(r.scores[k]) * n / (n + 1)
+            out.append(Decoded(text, avg, compression_ratio(text), float(r.no_speech_prob), temperature))
+        return out
+
+    def _sample(self, windows: Sequence[np.ndarray], temperature: float, seed: int | None) -> list[Decoded]:
+        """Seeded sampling on the openai-whisper engine (see the module docstring)."""
+        if len(windows) != 1:
+            raise ValueError("sampling decodes one window at a time (its seed is its own)")
+        if self._sampler is None:
+            from ..models import REGISTERED, resolve_whisper
+            from .openai_whisper import OpenAIWhisperBackend
+
+            pt, _ = resolve_whisper(self._ref.name if self._ref.name in REGISTERED else self.folder)
+            self._sampler = OpenAIWhisperBackend(pt, self._ref, self.s, device=self.device, threads=self.threads or None, converted=True)
+        return self._sampler.decode(windows, temperature, seed)
+
+    def close(self) -> None:
+        self._model = None
+        self._sampler = None
