@@ -63,6 +63,7 @@ class MelCodecConfig:
     gl_momentum: float = 0.99
     nnls_iters: int = 16
     log_floor: float = 1e-5
+    store_fp16: bool = True  # codebooks saved as fp16 (read back as fp32): half the shipped size
     name: str = "mel48hz"
 
     def __post_init__(self):
@@ -175,6 +176,7 @@ class MelCodec(nn.Module):
     """Implements the codec interface (`codec_api.CodecInterface`)."""
 
     kind = KIND
+    decoder_has_grad = False  # Griffin-Lim: MReQ's L_NAC works on the log-mel instead
 
     def __init__(self, cfg: MelCodecConfig):
         super().__init__()
@@ -324,15 +326,15 @@ class MelCodec(nn.Module):
         return {"name": self.cfg.name, "kind": KIND, "sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
                 "n_q": self.n_q, "codebook_size": self.codebook_size, "weights_sha256": self.weights_sha256}
 
-    def save(self, directory: str | Path, half: bool = False) -> Path:
-        """codec.safetensors (+ codec.json {"kind": "mel", "config": ...}). `half` stores the
-        codebooks as fp16 (they are read back as fp32)."""
+    def save(self, directory: str | Path) -> Path:
+        """codec.safetensors (+ codec.json {"kind": "mel", "config": ...}); with
+        `cfg.store_fp16` the codebooks are stored as fp16 (read back as fp32)."""
         from safetensors.torch import save_file
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        if half:
+        if self.cfg.store_fp16:
             state["codebooks"] = state["codebooks"].half()
         save_file(state, str(d / "codec.safetensors"))
         (d / "codec.json").write_text(json.dumps({"kind": KIND, "config": self.cfg.to_dict()}, indent=2))

@@ -63,6 +63,11 @@ def run_training(job: TrainJob, reporter=None) -> Path:
     job = job.with_overrides(device=device) if device != job.train.get("device") else job
     job.out.mkdir(parents=True, exist_ok=True)
     _check_out(job)
+    if job.model == "codec":  # espeak-ng corpus, no manifest: baselines/codec_train.py
+        from halle_bench.baselines.codec_train import run_codec_training
+
+        return run_codec_training(job.out, job.model_config, job.path.parent, job.train.get("steps"), device,
+                                  log=reporter.log)
     from .data import read_manifest
 
     utts = [u for u in read_manifest(job.data.manifest, job.data.format) if u.audio is not None]
