@@ -30,13 +30,13 @@ def _spec(name: str, rel: str, sha: str, desc: str) -> ModelSpec:
 
 
 CODEC_MEL48 = _spec("codec-mel48", "mreq/codec/codec.safetensors",
-                    "0000000000000000000000000000000000000000000000000000000000000000",
+                    "d8a6b05df468fb6620aa857cb60a11f67ac2749c6ce7478bca5d3a336d220419",
                     "shipped 48 Hz MReQ teacher: log-mel + 8 x 1024 residual k-means + Griffin-Lim (3.84 kbps)")
 MRVQ_MEL48 = _spec("mrvq-mel48", "mreq/mrvq.safetensors",
                    "0000000000000000000000000000000000000000000000000000000000000000",
                    "shipped MRVQ (8/16/24/48 Hz, ~1.04 kbps) distilled from codec-mel48")
 CODEC_MEL8_NAIVE = _spec("codec-mel8-naive", "naive8/codec.safetensors",
-                         "0000000000000000000000000000000000000000000000000000000000000000",
+                         "77a5bca9d7f2bb5d039d6d69f7536d5ce70477dc28f701b50cf801c8646fd549",
                          "the mel codec fitted directly at 8 Hz (21 x 64 codes, 1.01 kbps): Table 3's naive row")
 
 
