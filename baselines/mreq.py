@@ -182,14 +182,17 @@ class MReQTrainConfig:
 
 def save_mrvq(directory: str | Path, mrvq: MRVQ, extra: dict[str, Any] | None = None, half: bool = False) -> Path:
     """MRVQ weights (safetensors) + config.json {"mrvq": ..., **extra}. `half` stores float
-    tensors as fp16 (shipped files; they load back into the fp32 module)."""
+    tensors as fp16 and leaves out the EMA accumulators (`embed_sum`, a training-only state
+    that `load_mrvq` rebuilds from codebook x cluster size): shipped files, about 1/3 of
+    the fp32 size; they load back into the fp32 module."""
     from safetensors.torch import save_file
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in mrvq.state_dict().items()}
     if half:
-        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items() if not k.endswith(".embed_sum")}
+        extra = {**(extra or {}), "ema_sums_dropped": True}
     save_file(state, str(d / "mrvq.safetensors"))
     (d / "mrvq.json").write_text(json.dumps({"mrvq": mrvq.cfg.to_dict(), **(extra or {})}, indent=2))
     return d
@@ -207,8 +210,23 @@ def load_mrvq(directory: str | Path, device: str = "cpu") -> tuple[MRVQ, dict[st
     mrvq = MRVQ(MRVQConfig.from_dict(meta["mrvq"]))
     what = f"MRVQ checkpoint {d}"
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in safetensors_load(d / "mrvq.safetensors", what).items()}
+    if meta.get("ema_sums_dropped"):
+        _rebuild_ema_sums(mrvq, state)
     load_state_strict(mrvq, state, what, "mrvq.safetensors")
     return mrvq.to(device), meta
+
+
+def _rebuild_ema_sums(mrvq: MRVQ, state: dict[str, torch.Tensor]) -> None:
+    """embed_sum = codebook x Laplace-smoothed cluster size (the inverse of the EMA update)."""
+    for name, mod in mrvq.named_modules():
+        if not hasattr(mod, "embed_sum"):
+            continue
+        key = f"{name}.embed_sum"
+        cb, cs = state.get(f"{name}.codebook"), state.get(f"{name}.cluster_size")
+        if key in state or cb is None or cs is None:
+            continue
+        n, eps, k = cs.sum(), mod.cfg.eps, mod.cfg.codebook_size
+        state[key] = cb * ((cs + eps) / (n + k * eps) * n)[:, None]
 
 
 class MReQTrainer:
