@@ -33,7 +33,7 @@ CODEC_MEL48 = _spec("codec-mel48", "mreq/codec/codec.safetensors",
                     "d8a6b05df468fb6620aa857cb60a11f67ac2749c6ce7478bca5d3a336d220419",
                     "shipped 48 Hz MReQ teacher: log-mel + 8 x 1024 residual k-means + Griffin-Lim (3.84 kbps)")
 MRVQ_MEL48 = _spec("mrvq-mel48", "mreq/mrvq.safetensors",
-                   "0000000000000000000000000000000000000000000000000000000000000000",
+                   "c98ff0e7397a8ac65be301b60f7f5bed293dfc46a826b2f2c2e1e888d0d19555",
                    "shipped MRVQ (8/16/24/48 Hz, ~1.04 kbps) distilled from codec-mel48")
 CODEC_MEL8_NAIVE = _spec("codec-mel8-naive", "naive8/codec.safetensors",
                          "77a5bca9d7f2bb5d039d6d69f7536d5ce70477dc28f701b50cf801c8646fd549",

@@ -18,7 +18,7 @@ TEXTS = [("The quick brown fox jumps over the lazy dog near the river bank.", "e
 
 def test_registered_and_verified():
     specs = all_models()
-    for spec in (shipped.CODEC_MEL48, shipped.CODEC_MEL8_NAIVE):
+    for spec in (shipped.CODEC_MEL48, shipped.MRVQ_MEL48, shipped.CODEC_MEL8_NAIVE):
         assert spec.name in specs and len(spec.sha256) == 64
         p = resolve(spec)  # checks the sha256 of the file inside the package
         assert p.exists() and p.stat().st_size < 4_000_000
@@ -37,6 +37,18 @@ def test_teacher_loads_offline_at_48hz():
     assert t.weights_sha256 == shipped.CODEC_MEL48.sha256
     n = shipped.load_naive()
     assert n.frame_rate == 8
+    tok = shipped.load_mreq()
+    assert tok.rates == (8, 16, 24, 48) and tok.codec.weights_sha256 == t.weights_sha256
+    assert tok.mrvq_sha256 == shipped.MRVQ_MEL48.sha256
+
+
+def test_models_verify_checks_the_shipped_files(capsys):
+    from halle_bench.cli import main
+
+    rc = main(["models", "verify", "codec-mel48", "mrvq-mel48", "codec-mel8-naive"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert all(f"verified {n}:" in out for n in ("codec-mel48", "mrvq-mel48", "codec-mel8-naive")), out
 
 
 @needs_base
