@@ -32,6 +32,19 @@ VALL-E / HALL-E: AR steps 9.2-9.4x; AR time 7.5x (10 s), 7.1x (30 s), 9.3x (60 s
 6.4x, 8.5x, 19.7x (the paper reports about 3.4x). HALL-E's NAR is slower than VALL-E's
 below 60 s (3 levels of windowed 48 Hz passes + re-encoding vs 7 full passes at 75 Hz)
 and 3.7x faster at 180 s, with flat memory thanks to the sliding window.
+
+Measured (2026-11-30, shared 2-core CPU under load, `--device cpu --size tiny --codec mel
+--seconds 10 30`; VALL-E on the shipped 48 Hz mel teacher, HALL-E on the shipped MRVQ;
+decode = Griffin-Lim for both):
+
+    sec  model ARsteps    AR s   NAR s   dec s    RTF  RTF-LM
+     10  valle     481    3.45    0.59   21.49  2.553   0.404
+     10  halle      82    0.75    0.45   21.28  2.247   0.120
+     30  valle    1441   11.18    2.33  129.76  4.775   0.450
+     30  halle     242    2.22    1.46  138.81  4.750   0.123
+
+VALL-E / HALL-E at 48 Hz: AR steps 5.9-6.0x, AR time 4.6x / 5.0x, NAR 1.3x / 1.6x, LM time
+3.4x / 3.7x; the CPU Griffin-Lim decode dominates the total (about 1.0x).
 """
 
 from __future__ import annotations
