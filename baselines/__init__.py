@@ -3,7 +3,11 @@
 | module          | what                                                                 |
 |-----------------|----------------------------------------------------------------------|
 | text            | English text -> phoneme ids (phonemizer/espeak), versioned symbol table |
+| codec_api       | the codec interface (CodecInterface) and load_codec(folder) by kind   |
 | codec           | EnCodec-style codec wrapper (24 kHz / 75 Hz, a 48 Hz teacher config)  |
+| melcodec        | the shipped 48 Hz teacher: log-mel + residual k-means + Griffin-Lim   |
+| codec_train     | `halle-bench train` model = "codec": espeak corpus, fit, MReQ, ship  |
+| shipped         | the codecs shipped in checkpoints/mel48 (registry entries, loaders)   |
 | transformer     | pre-norm blocks, KV cache, adaptive layer norm, cross-attention      |
 | sampling        | top-k / top-p / temperature, explicit generators                     |
 | ar, nar         | the one autoregressive codec LM (delay pattern) and VALL-E's NAR      |
@@ -16,6 +20,7 @@
 | train, train_halle | examples, TrainConfig, the AR/NAR stages of VALL-E and HALL-E     |
 | training/       | `halle-bench train`: config, token shards, bucketed sampler, DDP loop, EMA, validation, speak check |
 | valle_system, halle_system | the `valle` / `halle` benchmark system kinds              |
+| codec_system    | the `codec` system kind (resynthesis: teacher / MReQ levels / naive)  |
 
 Names below are imported lazily: `import halle_bench.baselines` does not load torch.
 """
@@ -28,6 +33,7 @@ from typing import Any
 _LAZY = {
     "VALLE": "valle", "HALLE": "halle", "HalleNAR": "halle_nar",
     "Codec": "codec", "CodecConfig": "codec", "TextFrontend": "text",
+    "CodecInterface": "codec_api", "load_codec": "codec_api", "MelCodec": "melcodec", "MelCodecConfig": "melcodec",
     "CodecAR": "ar", "ARConfig": "ar", "CodecNAR": "nar", "NARConfig": "nar",
     "Transformer": "transformer", "TransformerConfig": "transformer", "KVCache": "transformer",
     "SamplingOptions": "sampling", "sample_next": "sampling",

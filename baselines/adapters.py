@@ -1,4 +1,4 @@
-"""Registers the model systems (`valle`, `halle`) with the harness on import.
+"""Registers the model systems (`valle`, `halle`, `codec`) with the harness on import.
 
 The harness imports this module lazily (halle_bench.systems.base); baselines itself
 knows nothing of the runner beyond the System protocol its adapters implement.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 REGISTERED: list[str] = []
-for _mod in ("valle_system", "halle_system"):
+for _mod in ("valle_system", "halle_system", "codec_system"):
     try:
         importlib.import_module(f"{__package__}.{_mod}")
         REGISTERED.append(_mod)

@@ -38,6 +38,8 @@ from halle_bench.audio import resample, sha256_file
 from halle_bench.errors import ChecksumError
 from halle_bench.models import ModelSpec, register_model
 
+from .codec_api import register_codec_kind
+
 ENCODEC_24KHZ = register_model(
     ModelSpec(
         name="encodec-24khz",
@@ -256,7 +258,7 @@ class Codec(nn.Module):
         d.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(d / "codec.safetensors"))
-        (d / "codec.json").write_text(json.dumps({"config": self.cfg.to_dict()}, indent=2))
+        (d / "codec.json").write_text(json.dumps({"kind": "seanet", "config": self.cfg.to_dict()}, indent=2))
         return d
 
     @classmethod
@@ -298,3 +300,6 @@ class Codec(nn.Module):
             raise ValueError(f"codec has {self.cfg.n_q_total or self.cfg.n_q} quantizers, asked for {n_q}")
         self.cfg = replace(self.cfg, n_q=n_q)
         return self
+
+
+register_codec_kind("seanet", lambda d, meta: Codec.load(d))

@@ -11,12 +11,14 @@
 4. the tokenizer decodes the new frames only.
 
 **Initialisation from VALL-E** (`init_from_valle`): HALL-E's AR has VALL-E's AR shape except
-for its audio vocabulary and codebook count. What carries over, when shapes match:
-the transformer blocks and final norm (`decoder.*`), the text embedding (`text_emb`, only
-if the symbol tables are equal), the positional scales (`text_pos.alpha`,
-`audio_pos.alpha`); the audio embedding / tied output layer (`audio_emb.0`) only if the
-codebook size matches, and then into every 8 Hz codebook's embedding. Everything else keeps
-its initialisation. The report lists each key as loaded or skipped with the reason.
+for its audio vocabulary and codebook count. What carries over, when shapes match: the
+transformer blocks and final norm (`decoder.*`) and, when the symbol tables are equal, the
+text side (`text_emb`, `text_pos.alpha`): phonemes mean the same in both models. Nothing
+audio-side is copied: VALL-E's tokens are EnCodec 75 Hz codebook-1 codes, unrelated to the
+MRVQ's 8 Hz codes, so `audio_emb.*` (which are also the tied output heads) and
+`audio_pos.alpha` keep their own initialisation; in particular each 8 Hz codebook keeps its
+own embedding, so the delay-pattern heads start distinct. The report lists each key as
+loaded or skipped with the reason.
 
 Checkpoint folder: model.safetensors (`ar.*`, `nar.*`), config.json (both architectures,
 the symbol table, the tokenizer identity: codec + MRVQ config + MRVQ sha256), and
@@ -38,7 +40,7 @@ from halle_bench.errors import UtteranceError
 
 from .ar import ARConfig, CodecAR
 from .checkpoint import CheckpointError, load_checkpoint, read_config, save_checkpoint
-from .halle_nar import HalleNAR, HalleNARConfig
+from .halle_nar import HalleNAR, HalleNARConfig, level_features
 from .mreq_tokenizer import MReQTokenizer
 from .sampling import SamplingOptions
 from .text import TextFrontend
@@ -116,23 +118,22 @@ class HALLE:
         loaded, skipped = [], {}
         new = {}
         for key, v in src.items():
-            targets = [key]
-            if key.startswith("audio_emb.0."):
-                targets = [f"audio_emb.{i}.{key.split('.', 2)[2]}" for i in range(self.ar.cfg.n_codebooks)]
-            if key.startswith("text_emb.") and not same_text:
+            if key.startswith("audio_emb.") or key.startswith("audio_pos."):
+                skipped[key] = "audio side: VALL-E's codec tokens are unrelated to the MRVQ's"
+                continue
+            if not (key.startswith("decoder.") or key.startswith("text_emb.") or key.startswith("text_pos.")):
+                skipped[key] = "not a transformer block or the text side"
+                continue
+            if not key.startswith("decoder.") and not same_text:
                 skipped[key] = "symbol table differs"
                 continue
-            for t in targets:
-                if t not in own:
-                    skipped[key] = "no such weight in HALL-E's AR"
-                elif own[t].shape != v.shape:
-                    skipped[key] = f"shape {tuple(v.shape)} vs {tuple(own[t].shape)}"
-                else:
-                    new[t] = v
-                    loaded.append(t)
-        for key in src:
-            if key.startswith("audio_emb.") and not key.startswith("audio_emb.0."):
-                skipped[key] = "VALL-E codebook > 1 has no HALL-E counterpart"
+            if key not in own:
+                skipped[key] = "no such weight in HALL-E's AR"
+            elif own[key].shape != v.shape:
+                skipped[key] = f"shape {tuple(v.shape)} vs {tuple(own[key].shape)}"
+            else:
+                new[key] = v
+                loaded.append(key)
         own.update({k: v.to(own[k].dtype) for k, v in new.items()})
         self.ar.load_state_dict(own, strict=True)
         return {"loaded": sorted(loaded), "skipped": skipped}
@@ -188,7 +189,7 @@ class HALLE:
         tl = torch.tensor([len(text_ids)], device=dev)
         if prompt_tokens:
             p1 = prompt_tokens[rates[0]].to(dev).unsqueeze(0)
-            prompt_feats = mrvq.decode({r: c.to(dev).unsqueeze(0) for r, c in prompt_tokens.items()})
+            prompt_feats = level_features(mrvq, [prompt_tokens[r].to(dev).unsqueeze(0) for r in rates], len(rates))
         else:
             p1 = torch.zeros(1, n1, 0, dtype=torch.long, device=dev)
             prompt_feats = torch.zeros(1, mrvq.cfg.dim, 0, device=dev)

@@ -16,6 +16,8 @@ Decisions where the paper is silent (all in `MReQLossConfig`):
 * L_NAC = multi-scale log-mel L1 + linear-magnitude STFT L1 over several FFT sizes, plus
   waveform L1 (`w_wave`); the adversarial/feature-matching terms of EnCodec's own
   objective are left out (no discriminator here). FFT sizes scale with the sample rate.
+  A codec whose decoder has no gradient (`decoder_has_grad = False`: the mel codec, whose
+  embedding is itself a log-mel) gets L_NAC = L1(student embedding, encoder log-mel).
 * L_FLD = MSE between student and teacher embeddings (`teacher = "rvq"`), or against the
   encoder output itself (`teacher = "encoder"`, for codecs without a usable RVQ).
 * All weights default to 1.0; commitment 0.25 (VQ-VAE's beta).
@@ -128,14 +130,34 @@ class MReQModel(nn.Module):
 
     def losses(self, wav: torch.Tensor) -> dict[str, torch.Tensor]:
         """wav [B, 1, N] at the codec's rate, N a whole number of 1/s_1-second blocks."""
+        z, teacher = self.targets(wav)
+        return self.losses_from_features(z, teacher, wav)
+
+    @torch.no_grad()
+    def targets(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(encoder output z, teacher embedding) for wav [B, 1, N]."""
+        z = self.codec.embed(wav)
+        teacher = self.codec.dequantize(self.codec.quantize(z)) if self.loss_cfg.teacher == "rvq" else z
+        return z, teacher
+
+    def losses_from_features(self, z: torch.Tensor, teacher: torch.Tensor,
+                             wav: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The losses given the frozen codec's z and teacher; `wav` is needed only when the
+        decoder has a gradient (L_NAC on the waveform)."""
         cfg = self.loss_cfg
-        with torch.no_grad():
-            z = self.codec.embed(wav)
-            teacher = self.codec.dequantize(self.codec.quantize(z)) if cfg.teacher == "rvq" else z
         out = self.mrvq(z)
-        x_hat = self.decode_with_grad(out.student)[..., : wav.shape[-1]]
-        spec = multiscale_spectral_loss(x_hat, wav, self.codec.sample_rate, cfg.n_ffts(self.codec.sample_rate), cfg.n_mels)
-        wave = F.l1_loss(x_hat, wav)
+        if getattr(self.codec, "decoder_has_grad", True):
+            if wav is None:
+                raise ValueError("this codec's L_NAC needs the waveform")
+            x_hat = self.decode_with_grad(out.student)[..., : wav.shape[-1]]
+            spec = multiscale_spectral_loss(x_hat, wav, self.codec.sample_rate, cfg.n_ffts(self.codec.sample_rate), cfg.n_mels)
+            wave = F.l1_loss(x_hat, wav)
+        else:
+            # A weight-free synthesis (the mel codec's Griffin-Lim) has no useful gradient,
+            # but its embedding *is* the signal's log-mel: the codec's own reconstruction
+            # objective is then L1 between the student and the encoder's log-mel.
+            spec = F.l1_loss(out.student, z)
+            wave = z.new_zeros(())
         nac = spec + cfg.w_wave * wave
         fld = F.mse_loss(out.student, teacher)
         total = (cfg.w_nac * nac + cfg.w_fld * fld + cfg.w_hsr * out.hsr_loss
@@ -158,13 +180,19 @@ class MReQTrainConfig:
     log_every: int = 10
 
 
-def save_mrvq(directory: str | Path, mrvq: MRVQ, extra: dict[str, Any] | None = None) -> Path:
-    """MRVQ weights (safetensors) + config.json {"mrvq": ..., **extra}."""
+def save_mrvq(directory: str | Path, mrvq: MRVQ, extra: dict[str, Any] | None = None, half: bool = False) -> Path:
+    """MRVQ weights (safetensors) + config.json {"mrvq": ..., **extra}. `half` stores float
+    tensors as fp16 and leaves out the EMA accumulators (`embed_sum`, a training-only state
+    that `load_mrvq` rebuilds from codebook x cluster size): shipped files, about 1/3 of
+    the fp32 size; they load back into the fp32 module."""
     from safetensors.torch import save_file
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in mrvq.state_dict().items()}
+    if half:
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items() if not k.endswith(".embed_sum")}
+        extra = {**(extra or {}), "ema_sums_dropped": True}
     save_file(state, str(d / "mrvq.safetensors"))
     (d / "mrvq.json").write_text(json.dumps({"mrvq": mrvq.cfg.to_dict(), **(extra or {})}, indent=2))
     return d
@@ -181,8 +209,24 @@ def load_mrvq(directory: str | Path, device: str = "cpu") -> tuple[MRVQ, dict[st
     meta = json.loads((d / "mrvq.json").read_text())
     mrvq = MRVQ(MRVQConfig.from_dict(meta["mrvq"]))
     what = f"MRVQ checkpoint {d}"
-    load_state_strict(mrvq, safetensors_load(d / "mrvq.safetensors", what), what, "mrvq.safetensors")
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in safetensors_load(d / "mrvq.safetensors", what).items()}
+    if meta.get("ema_sums_dropped"):
+        _rebuild_ema_sums(mrvq, state)
+    load_state_strict(mrvq, state, what, "mrvq.safetensors")
     return mrvq.to(device), meta
+
+
+def _rebuild_ema_sums(mrvq: MRVQ, state: dict[str, torch.Tensor]) -> None:
+    """embed_sum = codebook x Laplace-smoothed cluster size (the inverse of the EMA update)."""
+    for name, mod in mrvq.named_modules():
+        if not hasattr(mod, "embed_sum"):
+            continue
+        key = f"{name}.embed_sum"
+        cb, cs = state.get(f"{name}.codebook"), state.get(f"{name}.cluster_size")
+        if key in state or cb is None or cs is None:
+            continue
+        n, eps, k = cs.sum(), mod.cfg.eps, mod.cfg.codebook_size
+        state[key] = cb * ((cs + eps) / (n + k * eps) * n)[:, None]
 
 
 class MReQTrainer:
@@ -202,6 +246,20 @@ class MReQTrainer:
         self.data = [self._pad(torch.as_tensor(w, dtype=torch.float32).reshape(-1)) for w in data]
         if not self.data:
             raise ValueError("MReQTrainer needs at least one waveform")
+        # A codec without decoder gradients needs only (z, teacher): computed once per clip
+        # and cropped per step (the same crops as on the waveform: whole 1/s_1 blocks).
+        self.feature_mode = not getattr(model.codec, "decoder_has_grad", True)
+        self.feats: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if self.feature_mode:
+            fpb = model.mrvq.cfg.teacher_rate // model.mrvq.cfg.rates[0]  # teacher frames per block
+            for w in self.data:
+                z, t = model.targets(w.view(1, 1, -1).to(device))
+                n = w.numel() // self.block * fpb
+                z, t = z[..., :n], t[..., :n]
+                if z.shape[-1] < n:
+                    z, t = F.pad(z, (0, n - z.shape[-1]), mode="replicate"), F.pad(t, (0, n - t.shape[-1]), mode="replicate")
+                self.feats.append((z[0], t[0]))
+            self.block_frames = fpb
         self.opt = torch.optim.AdamW(model.mrvq.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -218,15 +276,25 @@ class MReQTrainer:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
         out = []
         for _ in range(self.cfg.batch_size):
-            w = self.data[int(torch.randint(len(self.data), (1,), generator=g))]
+            i = int(torch.randint(len(self.data), (1,), generator=g))
+            w = self.data[i]
             n_start = (w.numel() - self.seg) // self.block + 1
-            s = int(torch.randint(n_start, (1,), generator=g)) * self.block
-            out.append(w[s : s + self.seg])
+            blk = int(torch.randint(n_start, (1,), generator=g))
+            if self.feature_mode:
+                z, t = self.feats[i]
+                s, n = blk * self.block_frames, self.cfg.segment_blocks * self.block_frames
+                out.append((z[:, s : s + n], t[:, s : s + n]))
+            else:
+                s = blk * self.block
+                out.append(w[s : s + self.seg])
+        if self.feature_mode:
+            return torch.stack([z for z, _ in out]).to(self.device), torch.stack([t for _, t in out]).to(self.device)
         return torch.stack(out).unsqueeze(1).to(self.device)
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
-        losses = self.model.losses(self.batch(self.step))
+        b = self.batch(self.step)
+        losses = self.model.losses_from_features(*b) if self.feature_mode else self.model.losses(b)
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if self.cfg.grad_clip > 0:

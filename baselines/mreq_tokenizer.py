@@ -145,12 +145,13 @@ class MReQTokenizer:
         ident = dict(self.codec.identity()) if hasattr(self.codec, "identity") else {}
         return {"codec": ident, "mrvq": self.mrvq.cfg.to_dict(), "mrvq_sha256": getattr(self, "mrvq_sha256", None)}
 
-    def save(self, directory: str | Path) -> Path:
-        """codec/ (H5's Codec.save) + mrvq.safetensors + mrvq.json + tokenizer.json."""
+    def save(self, directory: str | Path, half: bool = False) -> Path:
+        """codec/ (the codec's own save) + mrvq.safetensors + mrvq.json + tokenizer.json
+        (`half`: MRVQ tensors stored as fp16, for shipped files)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.codec.save(d / "codec")
-        save_mrvq(d, self.mrvq, {"codec": self.identity()["codec"]})
+        save_mrvq(d, self.mrvq, {"codec": self.identity()["codec"]}, half=half)
         self.mrvq_sha256 = sha256_file(d / "mrvq.safetensors")
         meta = {"format": "mreq-tokenizer/1", **self.identity(),
                 "codec_file_sha256": sha256_file(d / "codec" / "codec.safetensors")}
@@ -159,7 +160,7 @@ class MReQTokenizer:
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> "MReQTokenizer":
-        from .codec import Codec
+        from .codec_api import load_codec
 
         d = Path(directory)
         if not (d / "tokenizer.json").exists():
@@ -170,7 +171,7 @@ class MReQTokenizer:
         if want and want != have:
             raise ChecksumError(f"{d / 'codec' / 'codec.safetensors'}: sha256 {have} differs from the codec "
                                 f"the MRVQ was trained with ({want})")
-        codec = Codec.load(d / "codec").to(device)
+        codec = load_codec(d / "codec").to(device)
         mrvq, _ = load_mrvq(d, device)
         tok = cls(codec, mrvq)
         tok.mrvq_sha256 = sha256_file(d / "mrvq.safetensors")

@@ -32,6 +32,7 @@ from halle_bench.errors import UtteranceError
 from .ar import ARConfig, CodecAR
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .codec import Codec, CodecConfig
+from .codec_api import load_codec
 from .nar import CodecNAR, NARConfig
 from .sampling import SamplingOptions
 from .text import TextFrontend
@@ -117,7 +118,7 @@ class VALLE:
         cfg["codec_source"] = "embedded" if embed_codec else "encodec-24khz"
         if embed_codec:
             self.codec.save(d / "codec")
-            cfg["codec"] = Codec.load(d / "codec").identity()
+            cfg["codec"] = load_codec(d / "codec").identity()
         save_checkpoint(d, self.lm, cfg, extra or {})
         return d
 
@@ -133,7 +134,7 @@ class VALLE:
         lm, meta = load_checkpoint(d, build)
         cfg = meta["config"]
         if cfg.get("codec_source") == "embedded":
-            codec = Codec.load(d / "codec")
+            codec = load_codec(d / "codec")  # either codec kind (codec_api)
         else:
             codec = Codec.encodec_24khz(codec_path, bandwidth=_bandwidth(cfg["codec"]))
         want = cfg["codec"].get("weights_sha256")

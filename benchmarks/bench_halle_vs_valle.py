@@ -3,6 +3,7 @@ time, real-time factor and peak GPU memory for 10, 30, 60 and 180 s of speech.
 
     python benchmarks/bench_halle_vs_valle.py --device cuda --size paper
     python benchmarks/bench_halle_vs_valle.py --device cpu --size tiny --seconds 2 4   # smoke
+    python benchmarks/bench_halle_vs_valle.py --device cpu --size tiny --codec mel --seconds 10 30 60
 
 Both models have **random weights** and **EOS disabled**: each generates exactly the asked
 duration (VALL-E: 75 Hz x 1 codebook AR + 7-stage NAR over the whole sequence; HALL-E:
@@ -31,6 +32,19 @@ VALL-E / HALL-E: AR steps 9.2-9.4x; AR time 7.5x (10 s), 7.1x (30 s), 9.3x (60 s
 6.4x, 8.5x, 19.7x (the paper reports about 3.4x). HALL-E's NAR is slower than VALL-E's
 below 60 s (3 levels of windowed 48 Hz passes + re-encoding vs 7 full passes at 75 Hz)
 and 3.7x faster at 180 s, with flat memory thanks to the sliding window.
+
+Measured (2026-11-30, shared 2-core CPU under load, `--device cpu --size tiny --codec mel
+--seconds 10 30`; VALL-E on the shipped 48 Hz mel teacher, HALL-E on the shipped MRVQ;
+decode = Griffin-Lim for both):
+
+    sec  model ARsteps    AR s   NAR s   dec s    RTF  RTF-LM
+     10  valle     481    3.45    0.59   21.49  2.553   0.404
+     10  halle      82    0.75    0.45   21.28  2.247   0.120
+     30  valle    1441   11.18    2.33  129.76  4.775   0.450
+     30  halle     242    2.22    1.46  138.81  4.750   0.123
+
+VALL-E / HALL-E at 48 Hz: AR steps 5.9-6.0x, AR time 4.6x / 5.0x, NAR 1.3x / 1.6x, LM time
+3.4x / 3.7x; the CPU Griffin-Lim decode dominates the total (about 1.0x).
 """
 
 from __future__ import annotations
@@ -147,21 +161,33 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, nargs="+", default=[10, 30, 60, 180])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the rows here")
+    ap.add_argument("--codec", default="seanet", choices=["seanet", "mel"],
+                    help="seanet: random EnCodec-size SEANets (VALL-E 75 Hz); mel: the shipped 48 Hz mel "
+                         "teacher (VALL-E at 48 Hz) and the shipped MRVQ")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
 
-    valle = VALLE.build(Codec.from_config(CodecConfig(), seed=0), size=args.size, seed=0).to(dev)
-    teacher = Codec.from_config(CodecConfig.teacher_48hz(), seed=0)
-    torch.manual_seed(0)
-    tok = MReQTokenizer(teacher, MRVQ(MRVQConfig(dim=teacher.dimension)))
+    if args.codec == "mel":
+        # The shipped codecs: VALL-E on the 48 Hz mel teacher's 8 codebooks, HALL-E on the
+        # shipped MRVQ distilled from it (decode = Griffin-Lim for both).
+        from halle_bench.baselines import shipped
+
+        valle = VALLE.build(shipped.load_teacher(), size=args.size, seed=0).to(dev)
+        tok = shipped.load_mreq()
+    else:
+        valle = VALLE.build(Codec.from_config(CodecConfig(), seed=0), size=args.size, seed=0).to(dev)
+        teacher = Codec.from_config(CodecConfig.teacher_48hz(), seed=0)
+        torch.manual_seed(0)
+        tok = MReQTokenizer(teacher, MRVQ(MRVQConfig(dim=teacher.dimension)))
     halle = HALLE.build(tok, size=args.size, seed=0).to(dev)
     _no_eos(valle.ar)
     _no_eos(halle.ar)
     vocab = valle.frontend.vocab_size
     n_params = lambda m: sum(p.numel() for p in m.parameters()) / 1e6
     print(f"device={dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else os.cpu_count()} ) size={args.size} "
+          f"codec={args.codec} VALL-E at {valle.codec.frame_rate:g} Hz | "
           f"VALL-E AR {n_params(valle.ar):.1f}M NAR {n_params(valle.nar):.1f}M | "
           f"HALL-E AR {n_params(halle.ar):.1f}M NAR {n_params(halle.nar):.1f}M", flush=True)
     # warm-up (CUDA kernels, allocator) on a short item

@@ -66,6 +66,7 @@ _SPEC_MODULES = (
     "halle_bench.metrics.speaker",
     "halle_bench.metrics.quality",
     "halle_bench.baselines.codec",
+    "halle_bench.baselines.shipped",
 )
 
 

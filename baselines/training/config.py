@@ -14,7 +14,7 @@ from typing import Any
 from halle_bench.config import _line_of, _line_of_header, parse_toml, read_text_file
 from halle_bench.errors import ConfigError
 
-MODELS = ("valle", "mreq", "halle")
+MODELS = ("valle", "mreq", "halle", "codec")
 CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint", "shipped-teacher")
 SIZES = ("tiny", "paper")
 
@@ -171,6 +171,16 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
                 raise err(f"[{name}]: unknown key {k!r} (expected one of {sorted(allowed)})", k, f"[{name}]", header=name)
         return t
 
+    if raw.get("model") == "codec":  # its own tables: baselines/codec_train.py
+        from halle_bench.baselines.codec_train import parse_codec_job
+
+        for k in raw:
+            if k not in {"model", "out", "corpus", "teacher", "naive", "mreq"}:
+                raise err(f"unknown table or key {k!r} for model 'codec'", k, header=k)
+        if "out" not in raw:
+            raise err("`out` (the output folder) is required")
+        mc = parse_codec_job(raw, lambda m, k, a, h: err(m, k, a, header=h))
+        return TrainJob(path, "codec", resolve(raw["out"], "out", None), DataSpec(path), model_config=mc, text=text)
     for k in raw:
         if k not in _TOP:
             raise err(f"unknown table or key {k!r} (expected one of {sorted(_TOP)})", k, header=k)
@@ -269,9 +279,14 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
             raise err("model 'halle' needs [tokenizer] path = <an MReQ tokenizer folder (from model = \"mreq\")>",
                       header="tokenizer")
         if t["path"] in ("shipped-mreq",):
-            from .shipped import CHECKPOINTS, SHIPPED
+            from halle_bench.errors import HalleBenchError
 
-            tokenizer = CHECKPOINTS / SHIPPED[t["path"]]  # loading it names the folder when absent
+            from .shipped import shipped_dir
+
+            try:
+                tokenizer = shipped_dir(t["path"])
+            except (HalleBenchError, OSError) as e:
+                raise err(f"[tokenizer]: {e}", "path", "[tokenizer]") from None
         else:
             tokenizer = resolve(t["path"], "path", "[tokenizer]")
         if i is not None and "valle" in i:

@@ -76,6 +76,11 @@ def run_training(job: TrainJob, reporter=None) -> Path:
         reporter = NullReporter()
     job.out.mkdir(parents=True, exist_ok=True)
     _check_out(job)
+    if job.model == "codec":  # an espeak-ng corpus of its own, no manifest: baselines/codec_train.py
+        from halle_bench.baselines.codec_train import run_codec_training
+
+        return run_codec_training(job.out, job.model_config, job.path.parent, job.train.get("steps"), device,
+                                  log=reporter.log)
     utts = [u for u in read_manifest(job.data.manifest, job.data.format) if u.audio is not None]
     if job.data.limit is not None:
         utts = utts[: job.data.limit]
@@ -140,6 +145,7 @@ def _make_codec(job: TrainJob, utts, reporter):
     """The codec of a valle / mreq job (see the module docstring for the random ones)."""
     from halle_bench.baselines.checkpoint import CheckpointError
     from halle_bench.baselines.codec import Codec
+    from halle_bench.baselines.codec_api import load_codec
 
     spec = job.codec
     assert spec is not None
@@ -152,12 +158,12 @@ def _make_codec(job: TrainJob, utts, reporter):
         from .shipped import shipped_dir
 
         try:
-            return Codec.load(shipped_dir(spec.kind))
+            return load_codec(shipped_dir(spec.kind))
         except (HalleBenchError, OSError, KeyError, ValueError, TypeError) as e:
             raise job.error(f"[codec]: {e}", "kind", "[codec]") from None
     if spec.kind == "checkpoint":
         try:
-            return Codec.load(spec.checkpoint)
+            return load_codec(spec.checkpoint)
         except (HalleBenchError, OSError, KeyError, ValueError, TypeError) as e:
             raise job.error(f"[codec]: cannot load the codec folder {spec.checkpoint} "
                             f"(a folder written by Codec.save, with codec.json + codec.safetensors): {e}",

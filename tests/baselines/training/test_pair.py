@@ -27,20 +27,15 @@ def test_pair_configs_share_width_depth_and_ar_token_budget():
     assert v.speak and h.speak and v.data.val_items >= 2
 
 
-def test_shipped_teacher_missing_is_a_config_error_naming_it(tmp_path):
-    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "text": "Hi.", "audio": "a.wav"}) + "\n")
-    (tmp_path / "a.wav").write_bytes(b"")
-    shutil.copy(CONFIGS / "pair-valle.toml", tmp_path / "v.toml")
-    body = (tmp_path / "v.toml").read_text().replace("corpus/train.jsonl", "m.jsonl").replace("val_items = 16", "")
-    body = body[: body.index("[speak]")]
-    (tmp_path / "v.toml").write_text(body)
+def test_shipped_names_resolve_to_the_registered_checked_models():
+    from halle_bench.baselines.codec_api import load_codec
     from halle_bench.baselines.training import shipped
 
-    if (shipped.CHECKPOINTS / shipped.SHIPPED["shipped-teacher"]).is_dir():
-        pytest.skip("the shipped teacher codec is present")
-    with pytest.raises(ConfigError, match="shipped-teacher.*not in this build") as e:
-        run_training(load_train_config(tmp_path / "v.toml"))
-    assert "v.toml" in str(e.value)
+    codec = load_codec(shipped.shipped_dir("shipped-teacher"))
+    assert (codec.sample_rate, codec.frame_rate) == (24000, 48)
+    assert (shipped.shipped_dir("shipped-mreq") / "mrvq.safetensors").is_file()
+    with pytest.raises(KeyError, match="unknown shipped model"):
+        shipped.shipped_dir("shipped-nothing")
 
 
 def test_corpus_texts_are_disjoint_from_the_demo(tmp_path):

@@ -1,0 +1,83 @@
+"""The codec interface that MReQ, VALL-E and HALL-E take, and loading any codec folder.
+
+Two implementations:
+
+| kind    | class                    | what                                                         |
+|---------|--------------------------|--------------------------------------------------------------|
+| seanet  | `codec.Codec`            | EnCodec's SEANet encoder/decoder + RVQ (EnCodec 24 kHz, tests) |
+| mel     | `melcodec.MelCodec`      | log-mel + residual k-means + Griffin-Lim (the shipped 48 Hz teacher) |
+
+A codec folder holds `codec.json` ({"kind": ..., "config": ...}; no "kind" = seanet, the
+format written before there were two) and `codec.safetensors`. `load_codec(folder)`
+dispatches on the kind, so checkpoints of VALL-E / MReQ / HALL-E work with either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+from torch import Tensor
+
+
+@runtime_checkable
+class CodecInterface(Protocol):
+    """What every codec offers. Shapes are channels-first: emb [B, D, T], codes [B, n_q, T]."""
+
+    sample_rate: int
+    frame_rate: float
+    n_q: int
+    codebook_size: int
+    dimension: int
+    weights_sha256: str | None
+
+    def embed(self, wav: Tensor | np.ndarray, sr: int | None = None) -> Tensor: ...
+    def quantize(self, emb: Tensor, n_q: int | None = None) -> Tensor: ...
+    def dequantize(self, codes: Tensor) -> Tensor: ...
+    def decode_emb(self, emb: Tensor) -> Tensor: ...
+    def encode(self, wav: Tensor | np.ndarray, sr: int | None = None) -> Tensor: ...
+    def decode(self, codes: Tensor) -> Tensor: ...
+    def identity(self) -> dict[str, Any]: ...
+    def save(self, directory: str | Path) -> Path: ...
+    def with_n_q(self, n_q: int) -> Any: ...
+
+
+_KINDS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {}
+
+
+def register_codec_kind(kind: str, loader: Callable[[Path, dict[str, Any]], Any]) -> None:
+    """`loader(folder, meta)` builds the codec from its folder (meta = parsed codec.json)."""
+    _KINDS[kind] = loader
+
+
+def _ensure_builtin() -> None:
+    from . import codec, melcodec  # noqa: F401  (they register their kinds)
+
+
+def codec_kinds() -> list[str]:
+    _ensure_builtin()
+    return sorted(_KINDS)
+
+
+def load_codec(directory: str | Path) -> CodecInterface:
+    """Any codec folder -> the loaded codec (eval mode), with `weights_sha256` set."""
+    from halle_bench.baselines.checkpoint import CheckpointError
+
+    _ensure_builtin()
+    d = Path(directory)
+    meta_path = d / "codec.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"not a codec folder (no codec.json): {d}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{meta_path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+    kind = meta.get("kind", "seanet")
+    if kind not in _KINDS:
+        raise CheckpointError(f"{meta_path}: unknown codec kind {kind!r} (known: {', '.join(sorted(_KINDS))})")
+    return _KINDS[kind](d, meta)
+
+
+__all__ = ["CodecInterface", "load_codec", "register_codec_kind", "codec_kinds"]

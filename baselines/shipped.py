@@ -1,0 +1,79 @@
+"""The codecs shipped inside the package (baselines/checkpoints/mel48/), in the model registry.
+
+| model             | file (under halle_bench/baselines/checkpoints/mel48/) | what                         |
+|-------------------|-------------------------------------------------------|------------------------------|
+| codec-mel48       | mreq/codec/codec.safetensors | 48 Hz mel teacher, 8 x 1024 residual k-means (3.84 kbps) |
+| mrvq-mel48        | mreq/mrvq.safetensors        | MRVQ 8/16/24/48 Hz on that teacher (1.04 kbps)            |
+| codec-mel8-naive  | naive8/codec.safetensors     | the same front end fitted directly at 8 Hz (1.01 kbps)    |
+
+All three are rebuilt by `halle-bench train baselines/checkpoints/codec_mel48.toml`
+(espeak-ng speech, seeded); their sha256 are checked on every load and by
+`halle-bench models verify`. The teacher is stored once, inside the MReQ tokenizer folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from halle_bench.models import ModelSpec, register_model, resolve
+
+_PKG = "halle_bench.baselines"
+_DIR = "checkpoints/mel48"
+_HOW = ("reinstall halle-bench (the file ships inside the package), or rebuild it with "
+        "`halle-bench train baselines/checkpoints/codec_mel48.toml`")
+
+
+def _spec(name: str, rel: str, sha: str, desc: str) -> ModelSpec:
+    return register_model(ModelSpec(name=name, backend="halle-bench-codec", filename=Path(rel).name, description=desc,
+                                    package="halle_bench", package_files=(f"{_PKG}:{_DIR}/{rel}",), sha256=sha,
+                                    licence="MIT (trained here on espeak-ng speech)", how_to_get=_HOW))
+
+
+CODEC_MEL48 = _spec("codec-mel48", "mreq/codec/codec.safetensors",
+                    "d8a6b05df468fb6620aa857cb60a11f67ac2749c6ce7478bca5d3a336d220419",
+                    "shipped 48 Hz MReQ teacher: log-mel + 8 x 1024 residual k-means + Griffin-Lim (3.84 kbps)")
+MRVQ_MEL48 = _spec("mrvq-mel48", "mreq/mrvq.safetensors",
+                   "c98ff0e7397a8ac65be301b60f7f5bed293dfc46a826b2f2c2e1e888d0d19555",
+                   "shipped MRVQ (8/16/24/48 Hz, ~1.04 kbps) distilled from codec-mel48")
+CODEC_MEL8_NAIVE = _spec("codec-mel8-naive", "naive8/codec.safetensors",
+                         "77a5bca9d7f2bb5d039d6d69f7536d5ce70477dc28f701b50cf801c8646fd549",
+                         "the mel codec fitted directly at 8 Hz (21 x 64 codes, 1.01 kbps): Table 3's naive row")
+
+
+def _folder(spec: ModelSpec) -> Path:
+    return resolve(spec).parent  # resolve checks the sha256
+
+
+def teacher_dir() -> Path:
+    return _folder(CODEC_MEL48)
+
+
+def mreq_dir() -> Path:
+    _folder(CODEC_MEL48)
+    return _folder(MRVQ_MEL48)
+
+
+def naive_dir() -> Path:
+    return _folder(CODEC_MEL8_NAIVE)
+
+
+def load_teacher(device: str = "cpu"):
+    from .codec_api import load_codec
+
+    return load_codec(teacher_dir()).to(device)
+
+
+def load_mreq(device: str = "cpu"):
+    from .mreq_tokenizer import MReQTokenizer
+
+    return MReQTokenizer.load(mreq_dir(), device)
+
+
+def load_naive(device: str = "cpu"):
+    from .codec_api import load_codec
+
+    return load_codec(naive_dir()).to(device)
+
+
+__all__ = ["CODEC_MEL48", "MRVQ_MEL48", "CODEC_MEL8_NAIVE", "load_teacher", "load_mreq", "load_naive",
+           "teacher_dir", "mreq_dir", "naive_dir"]
