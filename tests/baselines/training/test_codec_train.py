@@ -5,7 +5,7 @@ import json
 import pytest
 
 from halle_bench.errors import ConfigError
-from halle_bench.training import load_train_config, run_training
+from halle_bench.baselines.training import load_train_config, run_training
 
 TINY = """model = "codec"
 out = "out"
