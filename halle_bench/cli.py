@@ -8,6 +8,7 @@ missing model files (the message names the file and line where it applies).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -164,8 +165,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .baselines.training import load_train_config, run_training
 
     job = load_train_config(a.config).with_overrides(steps=a.steps, device=a.device)
-    out = run_training(job, Reporter(quiet=a.quiet))
-    print(f"checkpoint: {out}")
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports
+    out = run_training(job, Reporter(quiet=a.quiet or not main_rank))
+    if main_rank:
+        print(f"checkpoint: {out}")
     return EXIT_OK
 
 
