@@ -86,6 +86,14 @@ def all_models() -> dict[str, ModelSpec]:
 
 
 def get_spec(name: str) -> ModelSpec:
+    # import the registering modules only until the name turns up: a WER-only run
+    # does not import the codec (torch and the baselines) to look up whisper-base
+    from .registry import import_all
+
+    for mod in _SPEC_MODULES:
+        if name in _SPECS:
+            return _SPECS[name]
+        import_all((mod,), _IMPORT_ERRORS)
     specs = all_models()
     if name not in specs:
         from .registry import describe

@@ -184,7 +184,8 @@ class WERScorer(BaseScorer):
     (5), batch_size (16 windows of <= 30 s per decoder batch), window_seconds (30, the
     position diagnostics' window), overlap_seconds (5: how far a window starts before a
     cut that falls inside speech; 0 never overlaps), seed (0, for the temperature
-    fallback), threads (engine CPU threads; default: the engine's own setting)."""
+    fallback), threads (engine CPU threads; default: the engine's own setting; for ctranslate2 on CPU, two
+    model replicas sharing the cores, see docs/protocols.md; giving threads makes it one)."""
 
     name = "wer"
     # 2: loop allowance from the reference's longest run of any same-length n-gram

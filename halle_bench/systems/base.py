@@ -138,8 +138,12 @@ def system_kinds() -> dict[str, str]:
 
 def build_system(name: str, config: dict[str, Any], base_dir: Path) -> System:
     """Instantiate a system from its config table; unknown kinds are a ConfigError."""
-    _load_builtin_kinds()
     kind = config.get("kind")
+    # the harness's own kinds first: a wavdir/command run does not pay for importing
+    # the model baselines (torch, their networks: seconds of a scoring-only run)
+    _load_builtin_kinds(_CORE_MODULES)
+    if kind not in _REGISTRY:
+        _load_builtin_kinds()
     if kind not in _REGISTRY:
         from ..registry import describe
 
@@ -153,11 +157,12 @@ def build_system(name: str, config: dict[str, Any], base_dir: Path) -> System:
 # Modules that register kinds on import. The model adapters need torch and the
 # baselines; if they fail to import, the other kinds still work and the error is
 # shown when someone asks for the missing kind.
-_BUILTIN_MODULES = ("halle_bench.systems.adapters", "halle_bench.baselines.adapters")
+_CORE_MODULES = ("halle_bench.systems.adapters",)
+_BUILTIN_MODULES = _CORE_MODULES + ("halle_bench.baselines.adapters",)
 _IMPORT_ERRORS: dict[str, str] = {}
 
 
-def _load_builtin_kinds() -> None:
+def _load_builtin_kinds(modules: tuple[str, ...] = _BUILTIN_MODULES) -> None:
     from ..registry import import_all
 
-    import_all(_BUILTIN_MODULES, _IMPORT_ERRORS)
+    import_all(modules, _IMPORT_ERRORS)

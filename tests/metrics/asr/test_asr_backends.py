@@ -6,6 +6,8 @@ offline from the shipped tokenizer.json. Nothing is downloaded."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,42 @@ def test_transformers_engine_matches_openai_whisper_on_real_weights(tmp_path, sp
     t_ow = LongFormASR("whisper-tiny.en", backend="openai-whisper", decoding=s).transcribe([x])[0]
     assert t_hf.text == t_ow.text and t_hf.text, (t_hf.text, t_ow.text)
     assert abs(t_hf.windows[0].avg_logprob - t_ow.windows[0].avg_logprob) < 0.05
+
+
+@needs_tiny
+def test_ctranslate2_encodes_singly_with_the_same_results(speech, monkeypatch):
+    # windows are encoded one at a time on CPU and decoded as one batch: the same
+    # texts, scores and no-speech probabilities as one batched encoder call
+    from halle_bench.metrics.asr.backends.ctranslate2 import CTranslate2Backend
+
+    x = speech(SENTENCE)
+    windows = [x, x[: SR * 2], x[SR // 2 :]]
+    asr = LongFormASR("whisper-tiny.en", decoding=DecodingSettings(beam_size=2)).load()
+    calls = []
+    monkeypatch.setattr(asr.backend, "_model", _CountingModel(asr.backend._model, calls))
+    single = asr.backend.decode(windows, 0.0)
+    assert calls == [1, 1, 1]
+    monkeypatch.setattr(CTranslate2Backend, "ENCODE_BATCH_CPU", 8)
+    batched = asr.backend.decode(windows, 0.0)
+    assert calls == [1, 1, 1, 3]
+    key = lambda ds: [(d.text, d.avg_logprob, d.no_speech_prob) for d in ds]  # noqa: E731
+    assert key(single) == key(batched)
+    # one replica or two (the CPU default on >= 2 cores): the same results
+    assert asr.backend.workers == (2 if len(os.sched_getaffinity(0)) >= 2 else 1)
+    one = LongFormASR("whisper-tiny.en", decoding=DecodingSettings(beam_size=2), threads=1).load()
+    assert one.backend.workers == 1
+    assert key(one.backend.decode(windows, 0.0)) == key(single)
+
+
+class _CountingModel:
+    """Wraps a CTranslate2 Whisper, noting the batch size of each encode() call."""
+
+    def __init__(self, model, calls):
+        self._m, self._calls = model, calls
+
+    def encode(self, features, **kw):
+        self._calls.append(features.shape[0])
+        return self._m.encode(features, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
