@@ -97,6 +97,9 @@ class CodecSystem(BaseSystem):
         key = super().cache_key()
         key.pop("device", None)
         key["weights_sha256"] = [m["sha256"] for m in self.models()]
+        # the JSON configs set synthesis too (e.g. Griffin-Lim iterations): hash them by content
+        d = self._folder()
+        key["config_sha256"] = [sha256_file(p) for p in sorted(d.rglob("*.json"))]
         return key
 
     def item_fingerprint(self, request: SynthesisRequest) -> str:

@@ -85,3 +85,17 @@ def test_config_errors(folders, tmp_path):
     s = build_system("c", {"kind": "codec", "tokens": "mreq", "checkpoint": "mreq", "levels": 9}, d)
     with pytest.raises(ConfigError, match="levels = 9"):
         s.load("cpu")
+
+
+def test_cache_key_follows_the_codec_config(folders, tmp_path):
+    import json
+    import shutil
+
+    d, _ = folders
+    shutil.copytree(d / "teacher", tmp_path / "teacher")
+    key = build_system("c", {"kind": "codec", "checkpoint": "teacher"}, tmp_path).cache_key()
+    meta = json.loads((tmp_path / "teacher" / "codec.json").read_text())
+    meta["edited"] = True  # any change to the config folder's JSON must invalidate cached audio
+    (tmp_path / "teacher" / "codec.json").write_text(json.dumps(meta))
+    again = build_system("c", {"kind": "codec", "checkpoint": "teacher"}, tmp_path).cache_key()
+    assert again["weights_sha256"] == key["weights_sha256"] and again != key
