@@ -29,3 +29,46 @@ def describe(errors: dict[str, str]) -> str:
     if not errors:
         return ""
     return "; could not load: " + "; ".join(f"{m} ({e})" for m, e in sorted(errors.items()))
+
+
+class LazyBackends:
+    """Names declared up front (light: no heavy imports), backend classes registered
+    when their module is imported, which happens only when the name is asked for.
+    Shared by the speaker and quality model registries; `what` names the kind in errors."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.info: dict[str, object] = {}  # name -> info object with a `.module`
+        self.backends: dict[str, type] = {}
+        self.errors: dict[str, str] = {}
+
+    def declare(self, name: str, info):
+        self.info[name] = info
+        return info
+
+    def register(self, name: str):
+        """Class decorator: the backend of a declared name."""
+        from .errors import HalleBenchError
+
+        def deco(cls: type) -> type:
+            if name not in self.info:
+                raise HalleBenchError(f"{self.what} {name!r} registered before it was declared")
+            self.backends[name] = cls
+            return cls
+
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self.info)
+
+    def backend(self, name: str) -> type:
+        """The backend class of a declared name (the caller checked the name)."""
+        from .errors import HalleBenchError
+
+        module = self.info[name].module  # type: ignore[attr-defined]
+        if name not in self.backends:
+            import_all([module], self.errors)
+        if name not in self.backends:
+            why = self.errors.get(module, "the module registers no backend for it")
+            raise HalleBenchError(f"{self.what} {name!r}: cannot load backend {module} ({why})")
+        return self.backends[name]

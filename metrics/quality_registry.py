@@ -20,12 +20,12 @@ A backend class provides:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from halle_bench.errors import ConfigError, HalleBenchError
+from halle_bench.errors import ConfigError
 from halle_bench.models import ModelSpec, register_model
+from halle_bench.registry import LazyBackends
 
 
 @dataclass(frozen=True)
@@ -35,45 +35,27 @@ class QualityModelInfo:
     specs: tuple[ModelSpec, ...] = ()
 
 
-_INFO: dict[str, QualityModelInfo] = {}
-_BACKENDS: dict[str, type] = {}
-_IMPORT_ERRORS: dict[str, str] = {}
+_REG = LazyBackends("quality model")
 
 
 def declare_quality_model(info: QualityModelInfo) -> QualityModelInfo:
     for spec in info.specs:
         register_model(spec)
-    _INFO[info.name] = info
-    return info
+    return _REG.declare(info.name, info)
 
 
 def register_quality_model(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        if name not in _INFO:
-            raise HalleBenchError(f"quality model {name!r} registered before it was declared (declare_quality_model)")
-        _BACKENDS[name] = cls
-        return cls
-
-    return deco
+    return _REG.register(name)
 
 
 def quality_model_names() -> list[str]:
-    return sorted(_INFO)
+    return _REG.names()
 
 
 def quality_backend(name: str) -> type:
-    if name not in _INFO:
+    if name not in _REG.info:
         raise ConfigError(f"metrics.quality.model must be one of {', '.join(quality_model_names())}, got {name!r}")
-    info = _INFO[name]
-    if name not in _BACKENDS and info.module not in _IMPORT_ERRORS:
-        try:
-            importlib.import_module(info.module)
-        except Exception as e:  # noqa: BLE001 - shown below with the model's name
-            _IMPORT_ERRORS[info.module] = f"{type(e).__name__}: {e}"
-    if name not in _BACKENDS:
-        why = _IMPORT_ERRORS.get(info.module, "the module registers no backend for it")
-        raise HalleBenchError(f"quality model {name!r}: cannot load backend {info.module} ({why})")
-    return _BACKENDS[name]
+    return _REG.backend(name)
 
 
 # ---------------------------------------------------------------- built-in models

@@ -17,15 +17,15 @@ A backend class provides:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 
-from halle_bench.errors import ConfigError, HalleBenchError
+from halle_bench.errors import ConfigError
 from halle_bench.models import ModelSpec, register_model, resolve
+from halle_bench.registry import LazyBackends
 
 
 class SpeakerEncoder(Protocol):
@@ -50,37 +50,27 @@ class SpeakerModelInfo:
     weights_in_folder: bool = False  # model_path may be a folder holding spec.filename
 
 
-_INFO: dict[str, SpeakerModelInfo] = {}
-_BACKENDS: dict[str, type] = {}
-_IMPORT_ERRORS: dict[str, str] = {}
+_REG = LazyBackends("speaker model")
 
 
 def declare_speaker_model(info: SpeakerModelInfo) -> SpeakerModelInfo:
     register_model(info.spec)
-    _INFO[info.name] = info
-    return info
+    return _REG.declare(info.name, info)
 
 
 def register_speaker_model(name: str) -> Callable[[type], type]:
     """Class decorator: the backend for a declared speaker model."""
-
-    def deco(cls: type) -> type:
-        if name not in _INFO:
-            raise HalleBenchError(f"speaker model {name!r} registered before it was declared (declare_speaker_model)")
-        _BACKENDS[name] = cls
-        return cls
-
-    return deco
+    return _REG.register(name)
 
 
 def speaker_model_names() -> list[str]:
-    return sorted(_INFO)
+    return _REG.names()
 
 
 def speaker_model_info(name: str) -> SpeakerModelInfo:
-    if name not in _INFO:
+    if name not in _REG.info:
         raise ConfigError(f"[metrics] sim: unknown model {name!r}; known: {', '.join(speaker_model_names())}")
-    return _INFO[name]
+    return _REG.info[name]  # type: ignore[return-value]
 
 
 def weights_path(name: str, model_path: str | Path | None) -> Path:
@@ -92,16 +82,8 @@ def weights_path(name: str, model_path: str | Path | None) -> Path:
 
 
 def speaker_backend(name: str) -> type:
-    info = speaker_model_info(name)
-    if name not in _BACKENDS and info.module not in _IMPORT_ERRORS:
-        try:
-            importlib.import_module(info.module)
-        except Exception as e:  # noqa: BLE001 - shown below with the model's name
-            _IMPORT_ERRORS[info.module] = f"{type(e).__name__}: {e}"
-    if name not in _BACKENDS:
-        why = _IMPORT_ERRORS.get(info.module, "the module registers no backend for it")
-        raise HalleBenchError(f"speaker model {name!r}: cannot load backend {info.module} ({why})")
-    return _BACKENDS[name]
+    speaker_model_info(name)
+    return _REG.backend(name)
 
 
 def load_speaker_encoder(name: str, path: Path, device: str = "cpu", batch: int = 64) -> SpeakerEncoder:

@@ -416,8 +416,8 @@ def test_registered_speaker_model_is_used_by_name(tmp_path):
         out = sc.score([ScoreItem("s", "u", audio=x, prompt=x.copy())])[0]
         assert out.values["sim"] == pytest.approx(1.0) and out.values["sim_model"] == "toy-fft"
     finally:
-        reg._INFO.pop("toy-fft", None)
-        reg._BACKENDS.pop("toy-fft", None)
+        reg._REG.info.pop("toy-fft", None)
+        reg._REG.backends.pop("toy-fft", None)
         __import__("halle_bench.models").models._SPECS.pop("toy-fft", None)
     with pytest.raises(ConfigError, match="known: ecapa, resemblyzer, wavlm-tdnn"):
         SpeakerSimilarity({"model": "toy-fft"})
