@@ -23,7 +23,9 @@ loaded or skipped with the reason.
 Checkpoint folder: model.safetensors (`ar.*`, `nar.*`), config.json (both architectures,
 the symbol table, the tokenizer identity: codec + MRVQ config + MRVQ sha256), and
 `tokenizer/` (the MReQ tokenizer the model was trained on). Loading checks that the MRVQ
-sha256 equals the recorded one.
+sha256 equals the recorded one. A checkpoint whose config says `tokenizer_source = "shipped"`
+has no `tokenizer/` and uses the package's own MReQ tokenizer (`baselines/shipped.py`): the
+shipped HALL-E of the trained pair, which would otherwise carry a second copy of it.
 """
 
 from __future__ import annotations
@@ -166,7 +168,12 @@ class HALLE:
 
         lm, meta = load_checkpoint(d, build)
         cfg = meta["config"]
-        tok = MReQTokenizer.load(d / "tokenizer")
+        if cfg.get("tokenizer_source") == "shipped":
+            from .shipped import mreq_dir  # the package's own MReQ tokenizer, not a second copy of it
+
+            tok = MReQTokenizer.load(mreq_dir())
+        else:
+            tok = MReQTokenizer.load(d / "tokenizer")
         want = cfg["tokenizer"].get("mrvq_sha256")
         if want and tok.mrvq_sha256 != want:
             raise CheckpointError(f"checkpoint {d}: tokenizer MRVQ sha256 {tok.mrvq_sha256} != recorded {want}")

@@ -41,6 +41,17 @@ class HALLESystem(CheckpointSystem):
     default_max_len_ratio = 2.0
     extra_checkpoint_files = ("tokenizer/mrvq.safetensors", "tokenizer/codec/codec.safetensors")
 
+    def checkpoint_extra_files(self) -> tuple[str, ...]:
+        # A checkpoint on the shipped tokenizer has no tokenizer/: config.json (hashed) records
+        # the tokenizer's sha256s, and loading checks them against the shipped files.
+        from .checkpoint import CheckpointError, read_config
+
+        try:
+            shipped = read_config(self.checkpoint).get("config", {}).get("tokenizer_source") == "shipped"
+        except (CheckpointError, OSError, ValueError):
+            shipped = False  # checkpoint_sha256 reports the real problem
+        return () if shipped else self.extra_checkpoint_files
+
     def __init__(self, name: str, config: dict[str, Any], base_dir: Path):
         super().__init__(name, config, base_dir)
         try:

@@ -53,6 +53,10 @@ class CheckpointSystem(BaseSystem):
         q = Path(p).expanduser()
         return q if q.is_absolute() else (self.base_dir / q)
 
+    def checkpoint_extra_files(self) -> tuple[str, ...]:
+        """The files besides weights + config that make up this checkpoint."""
+        return self.extra_checkpoint_files
+
     def checkpoint_sha256(self) -> str:
         """Digest of the folder's weights + config, and of `extra_checkpoint_files`."""
         if self._sha is None:
@@ -64,9 +68,10 @@ class CheckpointSystem(BaseSystem):
 
             try:
                 digest = checkpoint_sha256(self.checkpoint)
-                if self.extra_checkpoint_files:
+                extra = self.checkpoint_extra_files()
+                if extra:
                     h = hashlib.sha256(digest.encode())
-                    for rel in self.extra_checkpoint_files:
+                    for rel in extra:
                         p = self.checkpoint / rel
                         if not p.exists():
                             raise CheckpointError(f"checkpoint {self.checkpoint}: {rel} not found")

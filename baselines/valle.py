@@ -9,7 +9,9 @@ Checkpoint folder (`save` / `load`): model.safetensors holds `ar.*` and `nar.*`;
 config.json holds both architectures, the symbol table and the codec identity. The codec
 itself is either embedded (`codec/`, a random or self-trained codec saved as
 safetensors) or named (`encodec-24khz`: its file is resolved through the models
-registry or given as `codec_path`, and its sha256 is checked against the recorded one).
+registry or given as `codec_path`, and its sha256 is checked against the recorded one), or
+`shipped`: the package's own 48 Hz teacher (`baselines/shipped.py`), which is how the shipped
+VALL-E of the trained pair avoids carrying a second copy of it.
 
 Sizes: `VALLE.build(size="paper")` is the paper's 12 x 16 heads x 1024 x 4096 for both
 AR and NAR; `size="tiny"` is for tests and CPU smoke runs.
@@ -135,6 +137,10 @@ class VALLE:
         cfg = meta["config"]
         if cfg.get("codec_source") == "embedded":
             codec = load_codec(d / "codec")  # either codec kind (codec_api)
+        elif cfg.get("codec_source") == "shipped":
+            from .shipped import teacher_dir  # the package's own teacher codec, not a second copy of it
+
+            codec = load_codec(teacher_dir())
         else:
             codec = Codec.encodec_24khz(codec_path, bandwidth=_bandwidth(cfg["codec"]))
         want = cfg["codec"].get("weights_sha256")

@@ -35,7 +35,17 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .runner import run
 
     reporter = Reporter(quiet=a.quiet)
-    if a.config is None:
+    if a.config is not None and a.demo is not None:
+        reporter.log("error: give a config or --demo, not both")
+        return EXIT_USAGE
+    if a.demo == "paper":
+        from .data import build_paper
+        from .models import home
+
+        reporter.log("running the paper demo: the shipped VALL-E / HALL-E pair on the embedded demo's texts")
+        cfg_path = build_paper(home())
+        out = Path(a.out or "runs/paper")
+    elif a.config is None:
         from .data import build_demo
         from .models import home
 
@@ -187,6 +197,7 @@ def cmd_datasets(a: argparse.Namespace) -> int:
     for f in FORMATS:
         print(f"  {f}")
     print("built-in: the embedded demo (`halle-bench run` with no config): espeak-ng voices, buckets 3-90 s")
+    print("built-in: `halle-bench run --demo paper`: the shipped VALL-E / HALL-E pair on the demo's texts")
     return EXIT_OK
 
 
@@ -196,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="generate, score and aggregate (no CONFIG: the embedded demo)")
     r.add_argument("config", nargs="?", help="config TOML (default: the embedded demo)")
+    r.add_argument("--demo", choices=["default", "paper"],
+                   help="a built-in benchmark instead of CONFIG: default (espeak-ng systems, also what no CONFIG "
+                        "runs) or paper (the shipped VALL-E / HALL-E pair)")
     r.add_argument("--out", help="run directory (default runs/<config name>)")
     r.add_argument("--systems", help="comma-separated subset of the config's systems")
     r.add_argument("--metrics", help="comma-separated subset of metrics, e.g. wer,sim,quality")

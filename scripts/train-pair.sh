@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the VALL-E / HALL-E pair on an espeak-ng corpus (issue 11 §2), resumably.
 #
-#   bash scripts/train-pair.sh [WORK_DIR] [--minutes M] [--nproc N] [--device D] [--steps N]
+#   bash scripts/train-pair.sh [WORK_DIR] [--minutes M] [--nproc N] [--device D] [--steps N] [--ship]
 #
 # WORK_DIR (default runs/pair) gets corpus/, valle/, halle/ and copies of the configs.
 # Every stage resumes: run the same command again (in a later session too) and it continues
@@ -9,19 +9,22 @@
 # In the background:  nohup bash scripts/train-pair.sh runs/pair > runs/pair.log 2>&1 &
 # On GPUs:            bash scripts/train-pair.sh runs/pair --device cuda --nproc 4
 # Needs the shipped 48 Hz teacher codec and MReQ tokenizer (baselines/training/shipped.py).
+# --ship: then write both checkpoints in fp16 into baselines/checkpoints/pair/ (what the package
+# ships, `halle-bench run --demo paper`) and print their sha256 for baselines/shipped.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 WORK=runs/pair
 if [[ $# -gt 0 && $1 != --* ]]; then WORK=$1; shift; fi
-MINUTES=600 NPROC=1 DEVICE=auto STEPS=()
+MINUTES=240 NPROC=1 DEVICE=auto STEPS=() SHIP=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --minutes) MINUTES=$2; shift 2;;
     --nproc) NPROC=$2; shift 2;;
     --device) DEVICE=$2; shift 2;;
     --steps) STEPS=(--steps "$2"); shift 2;;
+    --ship) SHIP=1; shift;;
     *) echo "unknown argument: $1" >&2; exit 2;;
   esac
 done
@@ -30,7 +33,10 @@ cp baselines/training/configs/pair-valle.toml baselines/training/configs/pair-ha
 cd "$WORK"
 
 echo "== corpus ($MINUTES min of espeak-ng speech, 8 voices, texts disjoint from the demo)"
-nice -n 10 "$PY" -m halle_bench.baselines.training.corpus corpus --minutes "$MINUTES" --max-sentences 16
+# The texts: the seeded grammar plus the prose sentences of Python's own bundled documentation
+# (pydoc_data), for words and phoneme contexts the grammar lacks; both drop the demo's sentences.
+"$PY" -m halle_bench.baselines.training.texts texts.txt
+nice -n 10 "$PY" -m halle_bench.baselines.training.corpus corpus --minutes "$MINUTES" --max-sentences 8 --texts texts.txt
 
 train() {
   if [[ $NPROC -gt 1 ]]; then
@@ -44,3 +50,9 @@ train pair-valle.toml --device "$DEVICE" "${STEPS[@]}"
 echo "== HALL-E (MReQ 8 Hz tokens), continued from VALL-E"
 train pair-halle.toml --device "$DEVICE" "${STEPS[@]}"
 echo "done: $WORK/valle $WORK/halle (metrics.csv, curves.png in each)"
+if [[ $SHIP == 1 ]]; then
+  echo "== ship (fp16, on the package's own codec and tokenizer) -> baselines/checkpoints/pair/"
+  "$PY" -m halle_bench.baselines.training.ship valle "$ROOT/baselines/checkpoints/pair/valle"
+  "$PY" -m halle_bench.baselines.training.ship halle "$ROOT/baselines/checkpoints/pair/halle"
+  echo "put these sha256 into baselines/shipped.py (VALLE_PAIR, HALLE_PAIR)"
+fi
