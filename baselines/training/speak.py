@@ -1,8 +1,9 @@
 """The "does it speak" check: synthesise a few held-out texts and score them with the harness's
 WER scorer (`halle_bench.metrics` "wer", Whisper), logged with the step.
 
-The check pairs each held-out text with the audio + transcript of the *next* held-out item as
-the voice prompt (never its own audio, which would hold the first words of the answer). The
+The check speaks the shortest held-out texts, each with the audio + transcript of the shortest
+*other* held-out item as the voice prompt (never its own audio, which would hold the first
+words of the answer). The
 number is the corpus WER (total edits / total reference words) over those texts, with the
 same normaliser as the benchmark, so that it reads like the leaderboard's `wer`. A synthesis
 that fails counts as all words deleted (WER 1 for that text) and is counted in `speak_failed`.
@@ -29,14 +30,19 @@ class SpeakItem:
 
 
 def pair_prompts(items: Sequence[tuple[str, str, np.ndarray, int]], n: int) -> list[SpeakItem]:
-    """(id, text, wav, sr) held-out items -> the first n texts, each prompted by the next item."""
+    """(id, text, wav, sr) held-out items -> the n shortest texts, each prompted by the shortest
+    *other* item (ties broken by id, so the choice is stable).
+
+    Short on both sides on purpose: the benchmark prompts with ~3 s, and a model trained on
+    clips up to `max_seconds` should be asked for texts it could have been trained on. A
+    held-out set of long clips only would otherwise give prompts longer than any training clip."""
     items = list(items)
     if len(items) < 2:
         raise ValueError("the speak check needs at least 2 held-out items (one text, another's voice prompt)")
+    by_len = sorted(items, key=lambda it: (len(it[2]) / it[3], it[0]))
     out = []
-    for i in range(min(n, len(items))):
-        uid, text, _, _ = items[i]
-        _, ptext, pwav, psr = items[(i + 1) % len(items)]
+    for uid, text, _, _ in by_len[: min(n, len(by_len))]:
+        _, ptext, pwav, psr = next(it for it in by_len if it[0] != uid)
         out.append(SpeakItem(uid, text, pwav, psr, ptext))
     return out
 
