@@ -23,8 +23,12 @@ from pathlib import Path
 from .demo import build_demo
 
 PAPER_MODELS = {"valle": "valle-pair", "halle": "halle-pair"}  # system name -> model registry name
-# Sampling as the paper's systems use it; the length caps are each system kind's default.
+# Sampling as the paper's systems use it (top-k 50). Length caps equal in seconds: at most
+# 0.25 s of audio per phoneme (espeak speaks ~0.08 s), i.e. 12 frames at 48 Hz for VALL-E and
+# 2 at 8 Hz for HALL-E (the `halle` kind's default); the `valle` kind's default of 16 is
+# meant for 75 Hz EnCodec and would let a 48 Hz model that never stops run 4x as long.
 SAMPLING = {"top_k": 50, "temperature": 1.0}
+MAX_LEN_RATIO = {"valle": 12.0, "halle": 2.0}
 
 
 def _checkpoint(name: str) -> Path:
@@ -37,7 +41,8 @@ def paper_config_dict(demo_config: dict, checkpoints: dict[str, Path]) -> dict:
     """The paper demo's config from the embedded demo's: same data and metrics, the pair as systems."""
     systems = [{"name": "ground-truth", "kind": "ground-truth"}]
     for sysname, path in checkpoints.items():
-        systems.append({"name": sysname, "kind": sysname, "checkpoint": str(path), **SAMPLING})
+        systems.append({"name": sysname, "kind": sysname, "checkpoint": str(path), **SAMPLING,
+                        "max_len_ratio": MAX_LEN_RATIO[sysname]})
     return {"dataset": {**demo_config["dataset"], "name": demo_config["dataset"]["name"] + "-paper"},
             "systems": systems, "metrics": demo_config["metrics"], "run": demo_config["run"]}
 

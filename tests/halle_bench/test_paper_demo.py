@@ -25,6 +25,7 @@ def test_paper_config_is_the_demo_with_the_pair_as_systems(tmp_path, monkeypatch
     assert [(s["name"], s["kind"]) for s in paper["systems"]] == [("ground-truth", "ground-truth"), ("valle", "valle"),
                                                                 ("halle", "halle")]
     assert paper["systems"][1]["checkpoint"] == str(tmp_path / "v")
+    assert paper["systems"][1]["max_len_ratio"] / 48 == paper["systems"][2]["max_len_ratio"] / 8  # same s/phoneme
     cfg = load_config(path)  # the real config parser accepts it
     assert [s.name for s in cfg.systems] == ["ground-truth", "valle", "halle"]
     # rewritten on every call: a moved package is followed
