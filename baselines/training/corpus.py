@@ -79,7 +79,10 @@ class CorpusItem:
 
 
 def build_corpus(out: str | Path, minutes: float = 60.0, texts: list[str] | None = None, seed: int = 0,
-                 max_sentences: int = 6, voices=VOICES, log=print) -> list[CorpusItem]:
+                 max_sentences: int = 6, voices=VOICES, log=print, part: str | None = None) -> list[CorpusItem]:
+    """`part`: a second set in the same folder (ids and wavs prefixed `<part>-`, manifest
+    `<part>.jsonl` instead of `train.jsonl`), e.g. many short clips beside the long ones;
+    concatenate the manifests to train on both."""
     from halle_bench.audio import SCORING_SR, load_audio, save_audio
     from halle_bench.espeak import espeak_to_file
 
@@ -99,7 +102,7 @@ def build_corpus(out: str | Path, minutes: float = 60.0, texts: list[str] | None
         n = rng.randint(1, max_sentences)
         text = " ".join(pool[(cursor + j) % len(pool)] for j in range(n))
         cursor += n
-        uid = f"{spk}-{k:06d}"
+        uid = f"{spk}-{k:06d}" if part is None else f"{part}-{spk}-{k:06d}"
         wav = out / "wav" / spk / f"{uid}.wav"
         if not wav.exists():
             wav.parent.mkdir(parents=True, exist_ok=True)
@@ -119,10 +122,11 @@ def build_corpus(out: str | Path, minutes: float = 60.0, texts: list[str] | None
     import shutil
 
     shutil.rmtree(scratch, ignore_errors=True)
-    tmp = out / "train.jsonl.tmp"
+    name = "train.jsonl" if part is None else f"{part}.jsonl"
+    tmp = out / (name + ".tmp")
     tmp.write_text("".join(json.dumps(i.__dict__) + "\n" for i in items))
-    tmp.replace(out / "train.jsonl")
-    log(f"corpus: {len(items)} utterances, {total / 60:.1f} min, {len(voices)} voices -> {out / 'train.jsonl'}")
+    tmp.replace(out / name)
+    log(f"corpus: {len(items)} utterances, {total / 60:.1f} min, {len(voices)} voices -> {out / name}")
     return items
 
 
@@ -133,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texts", help="a text file, one sentence per line (default: the seeded grammar)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-sentences", type=int, default=6)
+    ap.add_argument("--part", help="a second set in OUT: ids prefixed PART-, manifest OUT/PART.jsonl")
     a = ap.parse_args(argv)
     texts = None
     if a.texts:
         texts = [ln.strip() for ln in Path(a.texts).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    build_corpus(a.out, a.minutes, texts, a.seed, a.max_sentences)
+    build_corpus(a.out, a.minutes, texts, a.seed, a.max_sentences, part=a.part)
     return 0
 
 

@@ -56,13 +56,26 @@ def corpus_texts(n_grammar: int = 4000, seed: int = 0, grammar_seed: int = 1) ->
     return texts
 
 
+def short_texts(n: int, exclude: set[str], seed: int = 2) -> list[str]:
+    """Grammar sentences from another seed, without those in `exclude` (the first list), for
+    the corpus's second part of short clips."""
+    return [t for t in dict.fromkeys(grammar_sentences(n, seed=seed)) if t not in exclude]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out")
     ap.add_argument("--grammar", type=int, default=4000, help="grammar sentences to add (default 4000)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--short", type=int, metavar="N",
+                    help="instead: N grammar sentences of another seed, minus those of --exclude (the short part)")
+    ap.add_argument("--exclude", help="a texts file whose sentences --short leaves out")
     a = ap.parse_args(argv)
-    texts = corpus_texts(a.grammar, a.seed)
+    if a.short:
+        ex = set(Path(a.exclude).read_text(encoding="utf-8").splitlines()) if a.exclude else set()
+        texts = short_texts(a.short, ex)
+    else:
+        texts = corpus_texts(a.grammar, a.seed)
     Path(a.out).write_text("\n".join(texts) + "\n", encoding="utf-8")
     print(f"{len(texts)} sentences -> {a.out}")
     return 0
@@ -72,4 +85,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["prose_sentences", "corpus_texts"]
+__all__ = ["prose_sentences", "corpus_texts", "short_texts"]

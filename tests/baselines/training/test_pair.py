@@ -49,3 +49,15 @@ def test_corpus_texts_are_disjoint_from_the_demo(tmp_path):
     assert rows[0]["audio"].startswith("wav/") and rows[0]["duration"] > 0.5
     again = build_corpus(tmp_path, minutes=0.05, texts=texts, max_sentences=1, log=lambda m: None)
     assert again == items  # resumed: the same utterances, wavs kept
+
+
+def test_a_second_part_shares_the_folder_without_touching_the_first(tmp_path):
+    texts = ["A brand new sentence about boats.", "Another one about trains."]
+    first = build_corpus(tmp_path, minutes=0.03, texts=texts, max_sentences=1, log=lambda m: None)
+    before = (tmp_path / "train.jsonl").read_text()
+    short = build_corpus(tmp_path, minutes=0.03, texts=texts[::-1], max_sentences=1, log=lambda m: None, part="short")
+    assert (tmp_path / "train.jsonl").read_text() == before
+    rows = [json.loads(x) for x in (tmp_path / "short.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [i.id for i in short] and all(r["id"].startswith("short-") for r in rows)
+    assert not {i.id for i in first} & {i.id for i in short}
+    assert all((tmp_path / r["audio"]).is_file() for r in rows)

@@ -3,7 +3,7 @@
 import re
 
 from halle_bench.baselines.training.corpus import grammar_sentences
-from halle_bench.baselines.training.texts import corpus_texts, prose_sentences
+from halle_bench.baselines.training.texts import corpus_texts, prose_sentences, short_texts
 
 
 def test_prose_is_plain_sentences_without_code():
@@ -21,3 +21,10 @@ def test_corpus_texts_mix_both_sources_deterministically_without_repeats():
     prose, grammar = set(prose_sentences()), set(grammar_sentences(200, seed=1))
     assert prose <= set(a) and grammar <= set(a)
     assert corpus_texts(200, seed=1) != a  # the seed drives the order
+
+
+def test_short_texts_leave_out_the_first_list():
+    first = set(corpus_texts(50))
+    short = short_texts(300, exclude=first)
+    assert short and not first & set(short) and len(set(short)) == len(short)
+    assert set(short) <= set(grammar_sentences(300, seed=2))
