@@ -40,6 +40,26 @@ CODEC_MEL8_NAIVE = _spec("codec-mel8-naive", "naive8/codec.safetensors",
                          "the mel codec fitted directly at 8 Hz (21 x 64 codes, 1.01 kbps): Table 3's naive row")
 
 
+# The trained VALL-E / HALL-E pair: `scripts/train-pair.sh WORK --ship` writes
+# checkpoints/pair/{valle,halle}/ (fp16, naming the codec and tokenizer above) and prints the
+# sha256 of each model.safetensors to record here, which registers `valle-pair` / `halle-pair`
+# for `halle-bench run --demo paper`. Empty: the pair trained so far does not speak
+# (results/pair/), and a model that babbles is not shipped as if it worked.
+PAIR_SHA256: dict[str, str] = {}
+
+
+def pair_spec(system: str, sha: str) -> ModelSpec:
+    return register_model(ModelSpec(
+        name=f"{system}-pair", backend="halle-bench-lm", filename="model.safetensors",
+        description=f"the shipped {system} of the trained pair (espeak-ng speech; results/pair/)",
+        package="halle_bench", package_files=(f"{_PKG}:checkpoints/pair/{system}/model.safetensors",), sha256=sha,
+        licence="MIT (trained here on espeak-ng speech)",
+        how_to_get="reinstall halle-bench, or rebuild it with `bash scripts/train-pair.sh WORK --ship`"))
+
+
+PAIR = {system: pair_spec(system, sha) for system, sha in PAIR_SHA256.items()}
+
+
 def _folder(spec: ModelSpec) -> Path:
     return resolve(spec).parent  # resolve checks the sha256
 
@@ -75,5 +95,5 @@ def load_naive(device: str = "cpu"):
     return load_codec(naive_dir()).to(device)
 
 
-__all__ = ["CODEC_MEL48", "MRVQ_MEL48", "CODEC_MEL8_NAIVE", "load_teacher", "load_mreq", "load_naive",
+__all__ = ["PAIR", "PAIR_SHA256", "pair_spec", "CODEC_MEL48", "MRVQ_MEL48", "CODEC_MEL8_NAIVE", "load_teacher", "load_mreq", "load_naive",
            "teacher_dir", "mreq_dir", "naive_dir"]

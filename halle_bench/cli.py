@@ -38,12 +38,15 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.config is not None and a.demo is not None:
         reporter.log("error: give a config or --demo, not both")
         return EXIT_USAGE
+    if a.pair and a.demo != "paper":
+        reporter.log("error: --pair goes with --demo paper")
+        return EXIT_USAGE
     if a.demo == "paper":
         from .data import build_paper
         from .models import home
 
         reporter.log("running the paper demo: the shipped VALL-E / HALL-E pair on the embedded demo's texts")
-        cfg_path = build_paper(home())
+        cfg_path = build_paper(home(), Path(a.pair) if a.pair else None)
         out = Path(a.out or "runs/paper")
     elif a.config is None:
         from .data import build_demo
@@ -210,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--demo", choices=["default", "paper"],
                    help="a built-in benchmark instead of CONFIG: default (espeak-ng systems, also what no CONFIG "
                         "runs) or paper (the shipped VALL-E / HALL-E pair)")
+    r.add_argument("--pair", metavar="WORK", help="with --demo paper: the VALL-E / HALL-E pair trained by "
+                   "scripts/train-pair.sh WORK (WORK/valle, WORK/halle) instead of the package's")
     r.add_argument("--out", help="run directory (default runs/<config name>)")
     r.add_argument("--systems", help="comma-separated subset of the config's systems")
     r.add_argument("--metrics", help="comma-separated subset of metrics, e.g. wer,sim,quality")

@@ -61,5 +61,5 @@ if [[ $SHIP == 1 ]]; then
   echo "== ship (fp16, on the package's own codec and tokenizer) -> baselines/checkpoints/pair/"
   "$PY" -m halle_bench.baselines.training.ship valle "$ROOT/baselines/checkpoints/pair/valle"
   "$PY" -m halle_bench.baselines.training.ship halle "$ROOT/baselines/checkpoints/pair/halle"
-  echo "put these sha256 into baselines/shipped.py (VALLE_PAIR, HALLE_PAIR)"
+  echo "record these sha256 in baselines/shipped.py PAIR_SHA256 {\"valle\": ..., \"halle\": ...}"
 fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import requires_espeak
 from halle_bench.cli import main
 from halle_bench.config import load_config
 from halle_bench.data import paper as paper_mod
+from halle_bench.errors import ConfigError, MissingModelError
 
 pytestmark = requires_espeak
 
@@ -39,3 +41,38 @@ def test_demo_and_config_together_are_a_usage_error(tmp_path, capsys):
     cfg.write_text("")
     assert main(["run", str(cfg), "--demo", "paper", "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def _fake_checkpoint(d, arch):
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"config": {"architecture": arch}}))
+
+
+def test_pair_from_a_training_folder(tmp_path):
+    _fake_checkpoint(tmp_path / "work" / "valle", "valle")
+    _fake_checkpoint(tmp_path / "work" / "halle", "halle")
+    got = paper_mod.pair_checkpoints(tmp_path / "work")
+    assert got == {"valle": (tmp_path / "work" / "valle").resolve(), "halle": (tmp_path / "work" / "halle").resolve()}
+    path = paper_mod.build_paper(tmp_path / "home", tmp_path / "work")
+    assert [s.get("checkpoint") for s in tomllib.loads(path.read_text())["systems"]][1:] == [str(got["valle"]),
+                                                                                           str(got["halle"])]
+
+
+def test_a_wrong_or_missing_pair_is_a_clear_error(tmp_path, capsys):
+    _fake_checkpoint(tmp_path / "work" / "valle", "halle")
+    with pytest.raises(ConfigError, match="holds a 'halle' checkpoint, expected 'valle'"):
+        paper_mod.pair_checkpoints(tmp_path / "work")
+    with pytest.raises(ConfigError, match="not a trained checkpoint"):
+        paper_mod.pair_checkpoints(tmp_path / "nowhere")
+    assert main(["run", "--demo", "paper", "--pair", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+    assert main(["run", "--pair", str(tmp_path / "work"), "--out", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_without_a_shipped_pair_the_error_says_how_to_get_one(tmp_path, capsys):
+    from halle_bench.models import all_models
+
+    if "valle-pair" in all_models():
+        pytest.skip("this build ships a pair")
+    with pytest.raises(MissingModelError, match="train-pair.sh"):
+        paper_mod.pair_checkpoints(None)

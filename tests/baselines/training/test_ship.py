@@ -67,3 +67,17 @@ def test_a_model_on_another_codec_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="trained on another codec"):
         ship(tmp_path / "other", tmp_path / "shipped")
     assert not (tmp_path / "shipped").exists()
+
+
+def test_a_recorded_pair_sha_registers_a_checked_package_model():
+    from halle_bench import models
+    from halle_bench.baselines.shipped import pair_spec
+    from halle_bench.errors import MissingModelError
+
+    try:
+        spec = pair_spec("valle", "0" * 64)
+        assert models.get_spec("valle-pair") is spec and spec.package_files[0].endswith("checkpoints/pair/valle/model.safetensors")
+        with pytest.raises(MissingModelError, match="train-pair.sh"):  # this build has no such file
+            models.resolve("valle-pair")
+    finally:
+        models._SPECS.pop("valle-pair", None)
