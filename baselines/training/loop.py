@@ -12,8 +12,9 @@
   over ranks once per step (`dist.allreduce_grads`): the update is the item-weighted mean over
   the global batch, whatever the number of processes or micro-batches.
 * AdamW, linear warmup then cosine decay, gradient clipping, bf16/fp16 autocast on CUDA.
-* Optional weight EMA (`cfg.ema` = decay): kept in fp32, saved with the training state, used for
-  validation and put into the model when the stage finishes (what gets exported).
+* Optional weight EMA (`cfg.ema` = decay, warmed up by `ema_decay`): kept in fp32, saved with the
+  training state, used for validation and put into the model when the stage finishes (what gets
+  exported).
 * Validation every `cfg.val_every` steps and at the end (rank 0): mean loss over `val_examples`
   with a fixed generator, then `on_eval(step, model)` (the "does it speak" check) whose values
   join the row. Rows go to `on_log` and to `metrics_path` (JSONL, see metrics.py).
@@ -170,6 +171,16 @@ class _EMASwap:
                     params[n].copy_(t)
 
 
+def ema_decay(decay: float, step: int) -> float:
+    """The EMA decay at optimiser step `step` (0-based): `decay`, warmed up as (1 + t) / (10 + t).
+
+    Without the warm-up the EMA starts at the initial weights and keeps decay**t of them: after
+    800 steps at 0.999 that is 45%, and a short stage would export mostly random weights. With
+    it the EMA follows the weights closely early on and averages over ~1 / (1 - decay) steps
+    once t is large (as TensorFlow's ExponentialMovingAverage with num_updates)."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 @torch.no_grad()
 def validation_loss(model: nn.Module, examples: Sequence[Example], batch_size: int, n_codebooks: int | None,
                     device: str, seed: int = 0) -> dict[str, float]:
@@ -293,10 +304,11 @@ def train(
         scaler.update()
         sched.step()
         if ema is not None:
+            d = ema_decay(cfg.ema, step)
             with torch.no_grad():
                 named = dict(model.named_parameters())
                 for n, t in ema.items():
-                    t.mul_(cfg.ema).add_(named[n].detach().float(), alpha=1 - cfg.ema)
+                    t.mul_(d).add_(named[n].detach().float(), alpha=1 - d)
         step += 1
         loss_sum += float(contrib[0])
         acc_sum += float(contrib[1])
@@ -335,4 +347,4 @@ def train(
     return TrainResult(step, history, out / "last" if out is not None else None, time.perf_counter() - t0)
 
 
-__all__ = ["train", "validation_loss", "lengths_of"]
+__all__ = ["train", "validation_loss", "lengths_of", "ema_decay"]

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -84,3 +85,18 @@ def test_dataloader_workers_give_the_same_training(tmp_path):
     train(b, _data(), TrainConfig(**{**cfg.__dict__, "num_workers": 2}))
     for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(p, q), n
+
+
+def test_ema_warms_up_so_a_short_stage_does_not_export_its_initial_weights(tmp_path):
+    from halle_bench.baselines.training.loop import ema_decay
+
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
+    assert all(ema_decay(0.999, t) <= ema_decay(0.999, t + 1) for t in range(100))
+    m = _model()
+    init = {k: v.clone() for k, v in m.state_dict().items()}
+    train(m, _data(), TrainConfig(steps=6, batch_size=2, lr=5e-3, warmup_steps=1, ema=0.999, log_every=1),
+          tmp_path / "o", {"ar": m.cfg.to_dict()})
+    raw = load_file(str(tmp_path / "o" / "last" / "model.safetensors"))
+    k = "text_emb.weight"
+    to_raw, to_init = (m.state_dict()[k] - raw[k]).norm(), (m.state_dict()[k] - init[k]).norm()
+    assert to_raw < 0.05 * to_init  # a plain 0.999 EMA would still be 99.4% the initial weights
