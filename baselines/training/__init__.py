@@ -12,6 +12,9 @@
 | mreq_stream | MReQ training on random crops read from the files (no corpus in RAM)   |
 | metrics  | metrics.jsonl / metrics.csv and the curves plot                            |
 | speak    | the "does it speak" check: synthesise held-out texts, score with the WER scorer |
+| corpus, texts | the pair's espeak-ng corpus (two parts) and its texts (grammar + pydoc prose) |
+| export   | a trained folder with each stage's last raw weights instead of the EMA     |
+| ship     | the packaged form: fp16, naming the shipped codec / tokenizer (sha256 to register) |
 
 Names are imported lazily so that `import halle_bench.baselines.training` does not load torch.
 """
