@@ -32,11 +32,15 @@ def _same(a: dict, b: dict) -> None:
     assert len(la) == len(lb) == 4
     assert max(abs(x - y) for x, y in zip(la, lb)) < 1e-4, (la, lb)
     for k, t in a["weights"].items():
-        # 1e-4: the attention's key bias has no true gradient (softmax ignores a constant per
-        # query), so its gradient is float noise that differs with the summation order and
-        # Adam scales it up to ~lr per step; every other weight agrees to ~1e-6
-        tol = 1e-4 if k.endswith("qkv.bias") else 1e-5
-        assert torch.allclose(t, b["weights"][k], atol=tol, rtol=1e-4), k
+        u = b["weights"][k]
+        if k.endswith("qkv.bias"):
+            # the attention's key bias (the middle third) has no true gradient (softmax ignores a
+            # constant per query): its gradient is float noise that differs with the summation
+            # order and Adam scales it up to ~lr per step, so it is left out; query and value
+            # biases are compared like every other weight
+            d = t.numel() // 3
+            t, u = torch.cat([t[:d], t[2 * d:]]), torch.cat([u[:d], u[2 * d:]])
+        assert torch.allclose(t, u, atol=1e-5, rtol=1e-4), k
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
