@@ -200,7 +200,7 @@ def cmd_datasets(a: argparse.Namespace) -> int:
     for f in FORMATS:
         print(f"  {f}")
     print("built-in: the embedded demo (`halle-bench run` with no config): espeak-ng voices, buckets 3-90 s")
-    print("built-in: `halle-bench run --demo paper`: the shipped VALL-E / HALL-E pair on the demo's texts")
+    print("built-in: `halle-bench run --demo paper --pair WORK`: a trained VALL-E / HALL-E pair on the demo's texts")
     return EXIT_OK
 
 
