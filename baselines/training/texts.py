@@ -11,8 +11,8 @@ code) are mixed with the grammar. The demo's sentences are dropped later by the 
 builder, whatever the source.
 
 Decisions: `pydoc_data` differs between Python versions, so the exact list (and a rebuilt
-corpus) depends on the interpreter; the shipped pair was built with CPython 3.11.7. The
-order is produced in two shuffles because that is how the shipped pair's list was first
+corpus) depends on the interpreter; the pair in results/pair was built with CPython 3.11.7. The
+order is produced in two shuffles because that is how that pair's list was first
 made; keeping it lets `scripts/train-pair.sh` rebuild the same corpus.
 """
 
