@@ -38,7 +38,7 @@ from halle_bench.audio import resample, sha256_file
 from halle_bench.errors import ChecksumError
 from halle_bench.models import ModelSpec, register_model
 
-from .codec_api import register_codec_kind
+from .codec_api import ConfigProperties, register_codec_kind
 
 ENCODEC_24KHZ = register_model(
     ModelSpec(
@@ -106,7 +106,7 @@ class CodecConfig:
         return cls(**d)
 
 
-class Codec(nn.Module):
+class Codec(ConfigProperties, nn.Module):
     def __init__(self, cfg: CodecConfig):
         super().__init__()
         from encodec.modules import SEANetDecoder, SEANetEncoder
@@ -133,26 +133,10 @@ class Codec(nn.Module):
         self.weights_sha256: str | None = None  # of the file loaded, for identity()
         self.eval()
 
-    # properties the models read
-    @property
-    def sample_rate(self) -> int:
-        return self.cfg.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        return self.cfg.frame_rate
-
+    # properties the models read (the rest from cfg: ConfigProperties)
     @property
     def n_q(self) -> int:
         return self.cfg.n_q
-
-    @property
-    def codebook_size(self) -> int:
-        return self.cfg.codebook_size
-
-    @property
-    def dimension(self) -> int:
-        return self.cfg.dimension
 
     @property
     def device(self) -> torch.device:

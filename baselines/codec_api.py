@@ -44,6 +44,27 @@ class CodecInterface(Protocol):
     def with_n_q(self, n_q: int) -> Any: ...
 
 
+class ConfigProperties:
+    """The interface properties that every codec reads straight from its `cfg` (a mixin, so
+    that each codec class only writes the ones it computes: n_q, device, hop)."""
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.cfg.frame_rate
+
+    @property
+    def codebook_size(self) -> int:
+        return self.cfg.codebook_size
+
+    @property
+    def dimension(self) -> int:
+        return self.cfg.dimension
+
+
 _KINDS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {}
 
 
@@ -80,4 +101,4 @@ def load_codec(directory: str | Path) -> CodecInterface:
     return _KINDS[kind](d, meta)
 
 
-__all__ = ["CodecInterface", "load_codec", "register_codec_kind", "codec_kinds"]
+__all__ = ["CodecInterface", "ConfigProperties", "load_codec", "register_codec_kind", "codec_kinds"]

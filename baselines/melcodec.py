@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from halle_bench.audio import resample, sha256_file
 
-from .codec_api import register_codec_kind
+from .codec_api import ConfigProperties, register_codec_kind
 
 KIND = "mel"
 
@@ -172,7 +172,7 @@ def nearest(x: Tensor, book: Tensor, chunk: int = 8192) -> Tensor:
 
 
 # ---------------------------------------------------------------- the codec
-class MelCodec(nn.Module):
+class MelCodec(ConfigProperties, nn.Module):
     """Implements the codec interface (`codec_api.CodecInterface`)."""
 
     kind = KIND
@@ -190,15 +190,7 @@ class MelCodec(nn.Module):
         self.n_use = cfg.n_q  # codebooks used (with_n_q lowers it; the file keeps all)
         self.eval()
 
-    # interface properties
-    @property
-    def sample_rate(self) -> int:
-        return self.cfg.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        return self.cfg.frame_rate
-
+    # interface properties (sample_rate, frame_rate, codebook_size, dimension: ConfigProperties)
     @property
     def hop(self) -> int:
         return self.cfg.hop * self.cfg.stack
@@ -206,14 +198,6 @@ class MelCodec(nn.Module):
     @property
     def n_q(self) -> int:
         return self.n_use
-
-    @property
-    def codebook_size(self) -> int:
-        return self.cfg.codebook_size
-
-    @property
-    def dimension(self) -> int:
-        return self.cfg.dimension
 
     @property
     def device(self) -> torch.device:

@@ -208,6 +208,16 @@ def _write_summary(job: TrainJob, info: dict[str, Any]) -> None:
     tmp.replace(job.out / "training.json")
 
 
+def _report_examples(job: TrainJob, reporter, tok, errors: list[str], n_train: int, n_val: int) -> None:
+    """Log what was skipped and the token stage's reuse; no training example at all is a ConfigError."""
+    for e in errors:
+        reporter.log(f"skipped {e}")
+    if n_train == 0:
+        raise ConfigError(f"no usable training examples ({len(errors)} skipped: {errors[:3]})", job.data.manifest)
+    reporter.log(f"tokens: {tok.stats.encoded} encoded, {tok.stats.reused} reused, {tok.hashed} wavs hashed; "
+                 f"{n_train} train / {n_val} validation examples")
+
+
 def _codec_on_all_ranks(job: TrainJob, utts, reporter):
     """Rank 0 builds (and fits, saves) the codec; the others then load the saved copy."""
     from . import dist as D
@@ -241,12 +251,7 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
     mf = None if job.data.max_seconds is None else job.data.max_seconds * codec.frame_rate
     tr = examples(tok, train_utts, fe, "codes", mf, errors)
     va = examples(tok, val_utts, fe, "codes", None, errors)
-    for e in errors:
-        reporter.log(f"skipped {e}")
-    if len(tr) == 0:
-        raise ConfigError(f"no usable training examples ({len(errors)} skipped: {errors[:3]})", job.data.manifest)
-    reporter.log(f"tokens: {tok.stats.encoded} encoded, {tok.stats.reused} reused, {tok.hashed} wavs hashed; "
-                 f"{len(tr)} train / {len(va)} validation examples")
+    _report_examples(job, reporter, tok, errors, len(tr), len(va))
     ar_cfg, nar_cfg = _lib_train_config(job, "ar", n_codebooks=1), _lib_train_config(job, "nar")
 
     def synth():
@@ -393,12 +398,7 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
     nar_tr = examples(toks, train_utts, fe, "nar", None if mf is None else mf * rates[-1], errors)
     ar_va = examples(toks, val_utts, fe, "ar", None, [])
     nar_va = examples(toks, val_utts, fe, "nar", None, [])
-    for e in errors:
-        reporter.log(f"skipped {e}")
-    if len(ar_tr) == 0:
-        raise ConfigError(f"no usable training examples ({len(errors)} skipped: {errors[:3]})", job.data.manifest)
-    reporter.log(f"tokens: {toks.stats.encoded} encoded, {toks.stats.reused} reused, {toks.hashed} wavs hashed; "
-                 f"{len(ar_tr)} train / {len(ar_va)} validation examples")
+    _report_examples(job, reporter, toks, errors, len(ar_tr), len(ar_va))
     ar_cfg, nar_cfg = _lib_train_config(job, "ar"), _lib_train_config(job, "nar")
 
     def synth():

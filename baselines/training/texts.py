@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: N grammar sentences of another seed, minus those of --exclude (the short part)")
     ap.add_argument("--exclude", help="a texts file whose sentences --short leaves out")
     a = ap.parse_args(argv)
+    if a.exclude and not Path(a.exclude).is_file():
+        ap.error(f"--exclude {a.exclude}: no such file")
     if a.short:
         ex = set(Path(a.exclude).read_text(encoding="utf-8").splitlines()) if a.exclude else set()
         texts = short_texts(a.short, ex)

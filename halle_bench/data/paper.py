@@ -22,6 +22,7 @@ Decisions:
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def pair_checkpoints(pair: Path | None) -> dict[str, Path]:
         d = Path(pair) / sysname
         cfg = d / "config.json"
         try:
-            import json
-
             arch = json.loads(cfg.read_text(encoding="utf-8")).get("config", {}).get("architecture")
         except (OSError, ValueError) as e:
             raise ConfigError(f"--pair {pair}: {cfg} is not a trained checkpoint's config ({e})") from None
