@@ -31,7 +31,8 @@ How a value is computed (the maths is in `metrics/spk_windows.py`):
 Batching never changes a number: windows of *exactly* equal length are stacked without
 padding (tested to 1e-5). Identical waveforms (the prompt shared by every system) are
 embedded once, keyed by sha256, in a small bounded cache. An empty or silent input is
-that item's error, never a crash of the batch.
+that item's error, never a crash of the batch; so is an input too short for the encoder's
+preprocessing (resemblyzer's VAD raised on 0.1 s): the message names the exception.
 """
 
 from __future__ import annotations
@@ -101,10 +102,14 @@ def embed_windowed(
             results[i] = f"audio is empty or silent ({x.size / SCORING_SR:.2f} s): no speaker embedding"
             continue
         cands = []  # (prepared window, centre seconds)
-        for s, e in window_bounds(x.size, SCORING_SR, windows.window_s, windows.hop_s, windows.min_s):
-            w = x[s:e]
-            if not is_silent(w):
-                cands.append((encoder.prepare(w), (s + e) / 2 / SCORING_SR))
+        try:
+            for s, e in window_bounds(x.size, SCORING_SR, windows.window_s, windows.hop_s, windows.min_s):
+                w = x[s:e]
+                if not is_silent(w):
+                    cands.append((encoder.prepare(w), (s + e) / 2 / SCORING_SR))
+        except Exception as exc:  # an encoder's preprocessing may not cope with a very short input
+            results[i] = f"{encoder.name} preprocessing failed on {x.size / SCORING_SR:.2f} s of audio: {type(exc).__name__}: {exc}"
+            continue
         kept = [c for c in cands if c[0].size >= min_len] or [c for c in cands if c[0].size >= floor]
         if not kept:
             longest = max((c[0].size for c in cands), default=0)
@@ -114,13 +119,36 @@ def embed_windowed(
         all_windows.extend(y for y, _ in kept)
         owners.append((i, ids, [y.size / SCORING_SR for y, _ in kept], [c for _, c in kept], x.size / SCORING_SR))
     if all_windows:
-        embs = np.asarray(encoder.embed_windows(all_windows), dtype=np.float64)
+        try:
+            embs = np.asarray(encoder.embed_windows(all_windows), dtype=np.float64)
+        except Exception:
+            if len(owners) == 1:
+                raise
+            # One input the encoder cannot take must not fail the others: embed each alone.
+            return _embed_each(encoder, audios, results, owners, all_windows)
         for i, ids, weights, centres, seconds in owners:
             e = embs[ids]
             if not np.all(np.isfinite(e)):
                 results[i] = f"{encoder.name} produced non-finite embeddings"
             else:
                 results[i] = WindowedEmbedding(l2_normalize(e), np.asarray(weights), np.asarray(centres), seconds)
+    return results
+
+
+def _embed_each(encoder: SpeakerEncoder, audios: list[np.ndarray], results: list[WindowedEmbedding | str],
+                owners: list, all_windows: list[np.ndarray]) -> list[WindowedEmbedding | str]:
+    """`embed_windowed`'s fallback when the batched call raised: input by input, so the
+    error lands on the input that caused it (its message names the exception)."""
+    for i, ids, weights, centres, seconds in owners:
+        try:
+            e = np.asarray(encoder.embed_windows([all_windows[j] for j in ids]), dtype=np.float64)
+        except Exception as exc:
+            results[i] = f"{encoder.name} could not embed {seconds:.2f} s of audio: {type(exc).__name__}: {exc}"
+            continue
+        if not np.all(np.isfinite(e)):
+            results[i] = f"{encoder.name} produced non-finite embeddings"
+        else:
+            results[i] = WindowedEmbedding(l2_normalize(e), np.asarray(weights), np.asarray(centres), seconds)
     return results
 
 
