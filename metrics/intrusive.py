@@ -65,7 +65,6 @@ def stoi_score(ref: np.ndarray, deg: np.ndarray, sr: int = SCORING_SR, extended:
 class IntrusiveScorer(BaseScorer):
     name: ClassVar[str] = "intrusive"
     version: ClassVar[str] = "1"
-    higher_is_better: ClassVar[dict[str, bool]] = {"pesq": True, "stoi": True, "estoi": True}
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE})
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -114,3 +113,20 @@ class IntrusiveScorer(BaseScorer):
         if self.use_estoi:
             values["estoi"] = stoi_score(ref, deg, SCORING_SR, extended=True)
         return ScoreOutput(values=values)
+
+
+# ----------------------------------------------------------------------------- metric declarations
+
+from halle_bench.metric_decl import Metric  # noqa: E402
+from halle_bench.metric_registry import register_metric  # noqa: E402
+
+INTRUSIVE_METRICS = (
+    Metric("pesq", ("pesq",), direction="higher", scorer="intrusive", digits=2, sd_prior=0.3, label="PESQ",
+           short="PESQ", why_missing="no `intrusive` scorer or no reference audio"),
+    Metric("stoi", ("stoi",), direction="higher", scorer="intrusive", sd_prior=0.03, label="STOI", short="STOI",
+           why_missing="no `intrusive` scorer or no reference audio"),
+    Metric("estoi", ("estoi",), direction="higher", scorer="intrusive", sd_prior=0.03, show=False, label="ESTOI",
+           why_missing="no `intrusive` scorer or no reference audio"),
+)
+for _m in INTRUSIVE_METRICS:
+    register_metric(_m)

@@ -149,7 +149,6 @@ def restore_cut(audio: np.ndarray, prompt: np.ndarray, start_s: float, sr: int =
 class LongformScorer(BaseScorer):
     name: ClassVar[str] = "longform"
     version: ClassVar[str] = "2"  # 2: head policy compares over the same span (prompt put back)
-    higher_is_better: ClassVar[dict[str, bool]] = {}  # diagnostics: no direction
     # All optional: used when the runner has them (see the duration ratio order).
     uses: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE, NEEDS_PROMPT, NEEDS_TEXT})
 
@@ -226,3 +225,55 @@ class LongformScorer(BaseScorer):
         v["truncated"] = None if ratio is None else bool(ratio < self.truncated_below)
         v["overrun"] = None if ratio is None else bool(ratio > self.overrun_above)
         return ScoreOutput(values=v)
+
+
+# ----------------------------------------------------------------------------- metric declarations
+
+from halle_bench.metric_decl import Metric  # noqa: E402
+from halle_bench.metric_registry import register_metric  # noqa: E402
+
+
+def cell_pause_w1(rows, lists, system_rows) -> tuple[float, int, str | None]:
+    """`pause_w1` of a leaderboard cell: W1 between the pooled pause lengths of the
+    cell's generated audio and those of the manifest's reference audio of the same
+    utterances (`ref_pauses`, measured by this scorer on the reference), never the
+    ground-truth system's rows, so a run of one system (`--systems mymodel`) has it.
+    An utterance without detected pauses adds none: a cell with none at all is
+    "never pauses", one zero-length pause (`pause_wasserstein`), a value, not missing."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    mine: list[float] = []
+    ref: list[float] = []
+    n = 0
+    for r in ok:
+        extra = lists.get((r["system"], r["id"]), {})
+        if "pauses" in extra and "ref_pauses" in extra:
+            mine += list(extra["pauses"])
+            ref += list(extra["ref_pauses"])
+            n += 1
+    if n:
+        return pause_wasserstein(mine, ref), n, None
+    if not any("pauses" in lists.get((r["system"], r["id"]), {}) for r in ok):
+        return float("nan"), 0, None  # no longform scorer here: nothing to say
+    return float("nan"), 0, "not computed: no reference audio for these utterances (pause_w1 compares with it)"
+
+
+LONGFORM_METRICS = (
+    Metric("pause_w1", kind="custom", compute=cell_pause_w1, direction="lower", scorer="longform", tolerance="0.1",
+           claims=("pauses", "ref_pauses"), unit="s", label="pause lengths: W1 to the reference audio (s)",
+           short="pause W1 s", why_missing="no `longform` scorer or no reference audio"),
+    # Closer to 1 is better: a target metric, gated through duration_ratio_dev = mean |ratio - 1|.
+    Metric("duration_ratio", ("duration_ratio",), direction="target", target=1.0, scorer="longform", digits=2,
+           claims=("duration_basis", "audio_seconds"), label="generated / reference duration",
+           short="dur ratio", why_missing="no `longform` scorer, or no reference to compare with"),
+    Metric("truncated", ("truncated",), kind="rate", direction="lower", scorer="longform", show=False,
+           label="share truncated"),
+    Metric("overrun", ("overrun",), kind="rate", direction="lower", scorer="longform", show=False,
+           label="share overrun"),
+    Metric("n_pauses", ("n_pauses",), scorer="longform", digits=1, show=False, label="pauses per utterance"),
+    Metric("pause_mean", ("pause_mean",), scorer="longform", digits=2, unit="s", show=False,
+           label="mean pause (s)"),
+    Metric("speech_seconds", ("speech_seconds",), scorer="longform", digits=1, unit="s", show=False,
+           label="speech seconds per utterance"),
+)
+for _m in LONGFORM_METRICS:
+    register_metric(_m)

@@ -47,16 +47,6 @@ _COMMON_KEYS = frozenset({"model", "model_path", "batch_size", "position_seconds
 class QualityScorer(BaseScorer):
     name: ClassVar[str] = "quality"
     version: ClassVar[str] = "2"  # 2: windows reach the clip's end; quality_min/last, pos_quality; utmos windowed
-    higher_is_better: ClassVar[dict[str, bool]] = {
-        "quality": True,
-        "quality_min": True,
-        "quality_last": True,
-        "dnsmos_sig": True,
-        "dnsmos_bak": True,
-        "dnsmos_ovrl": True,
-        "dnsmos_p808": True,
-        "utmos": True,
-    }
     needs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -123,3 +113,29 @@ class QualityScorer(BaseScorer):
 
 
 __all__ = ["DNSMOS_P808", "DNSMOS_P835", "UTMOS22", "QualityScorer", "quality_model_names"]
+
+
+# ----------------------------------------------------------------------------- metric declarations
+# What the leaderboard, report, plots and gate make of this scorer's columns (halle_bench/metric_decl.py).
+
+from halle_bench.metric_decl import ALIAS, HEADLINE, Bound, Metric  # noqa: E402
+from halle_bench.metric_registry import register_metric  # noqa: E402
+
+_Q = dict(direction="higher", scorer="quality", count_column="n_quality", digits=2, unit="MOS",
+          why_missing="no `quality` scorer in the candidate run")
+QUALITY_METRICS = (
+    # Half a MOS point lost in any bucket (noise, babble) fails without a test.
+    Metric("quality", ("quality",), role=HEADLINE, ci="mean", model_column="quality_model", sd_prior=0.3,
+           bound=Bound(abs=0.5), plot="points", positional=("pos_quality",), claims=("dnsmos_windows",),
+           label="predicted quality (MOS)", short="quality", **_Q),
+    Metric("quality_min", ("quality_min",), sd_prior=0.4, label="lowest window quality", short="q min", **_Q),
+    Metric("quality_last", ("quality_last",), sd_prior=0.4, label="last window quality", short="q last", **_Q),
+    Metric("dnsmos_sig", ("dnsmos_sig",), sd_prior=0.3, show=False, label="DNSMOS SIG", **_Q),
+    Metric("dnsmos_bak", ("dnsmos_bak",), sd_prior=0.3, show=False, label="DNSMOS BAK", **_Q),
+    Metric("dnsmos_p808", ("dnsmos_p808",), sd_prior=0.3, show=False, label="DNSMOS P.808", **_Q),
+    # The same number as `quality` under the model that produced it: shown in the CSV, compared once (as quality).
+    Metric("dnsmos_ovrl", ("dnsmos_ovrl",), role=ALIAS, alias_of="quality", show=False, label="DNSMOS OVRL", **_Q),
+    Metric("utmos", ("utmos",), role=ALIAS, alias_of="quality", show=False, label="UTMOS", **_Q),
+)
+for _m in QUALITY_METRICS:
+    register_metric(_m)

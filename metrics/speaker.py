@@ -175,9 +175,6 @@ class SpeakerSimilarity(BaseScorer):
 
     name: ClassVar[str] = "sim"
     version: ClassVar[str] = "2"  # 2: mean of window cosines, sim_min/sim_last/pos_sim, windows prepared alone
-    higher_is_better: ClassVar[dict[str, bool]] = {
-        "sim": True, "sim_min": True, "sim_last": True, "sim_ref": True, "sim_ref_min": True, "sim_ref_last": True,
-    }
     needs: ClassVar[frozenset[str]] = frozenset({NEEDS_PROMPT})
     uses: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE})  # sim_ref* when there is one
     CACHE_SIZE: ClassVar[int] = 512
@@ -337,3 +334,29 @@ __all__ = [
     "window_bounds",
     "window_similarity",
 ]
+
+
+# ----------------------------------------------------------------------------- metric declarations
+# What the leaderboard, report, plots and gate make of this scorer's columns (halle_bench/metric_decl.py).
+
+from halle_bench.metric_decl import HEADLINE, Bound, Metric  # noqa: E402
+from halle_bench.metric_registry import register_metric  # noqa: E402
+
+_SIM = dict(direction="higher", scorer="sim", count_column="n_sim", model_column="sim_model",
+            why_missing="no `sim` scorer in the candidate run")
+_SIM_REF = dict(_SIM, count_column="n_sim_ref", why_missing="no `sim` scorer or no reference audio")
+SIM_METRICS = (
+    # A voice that drops 0.15 in mean cosine in any bucket has become another speaker: fails without a test.
+    Metric("sim", ("sim",), role=HEADLINE, ci="mean", sd_prior=0.05, bound=Bound(abs=0.15), plot="points",
+           positional=("pos_sim",), label="speaker similarity (vs prompt)", short="sim", **_SIM),
+    Metric("sim_min", ("sim_min",), sd_prior=0.07, label="lowest window similarity", short="sim min", **_SIM),
+    Metric("sim_last", ("sim_last",), sd_prior=0.07, label="last window similarity", short="sim last", **_SIM),
+    Metric("sim_ref", ("sim_ref",), ci="mean", sd_prior=0.05, label="speaker similarity (vs reference)",
+           short="sim ref", **_SIM_REF),
+    Metric("sim_ref_min", ("sim_ref_min",), sd_prior=0.07, show=False,
+           label="lowest window similarity (vs reference)", **_SIM_REF),
+    Metric("sim_ref_last", ("sim_ref_last",), sd_prior=0.07, show=False,
+           label="last window similarity (vs reference)", **_SIM_REF),
+)
+for _m in SIM_METRICS:
+    register_metric(_m)

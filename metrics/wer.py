@@ -191,7 +191,6 @@ class WERScorer(BaseScorer):
     # 2: loop allowance from the reference's longest run of any same-length n-gram
     # 3: ASR backends (ctranslate2 int8 by default), overlapping windows at cuts inside speech
     version = "3"
-    higher_is_better = {"wer": False, "cer": False}
     needs = frozenset({NEEDS_TEXT})
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -310,3 +309,48 @@ class WERScorer(BaseScorer):
             values.update(common)
             outputs[k] = ScoreOutput(values=values)
         return [o if o is not None else ScoreOutput(error="not scored") for o in outputs]
+
+
+# ----------------------------------------------------------------------------- metric declarations
+# What the leaderboard, report, plots and gate make of this scorer's columns (metric_decl.py).
+
+from halle_bench.metric_decl import COUNT, HEADLINE, Bound, Metric  # noqa: E402
+from halle_bench.metric_registry import register_metric  # noqa: E402
+
+_ERRORS = ("subs", "dels", "ins", "n_ref_words")
+_FAMILY = dict(scorer="wer", failures=COUNT, count_column="n_wer", model_column="asr_model", unit="%",
+               scale=100.0, digits=1, why_missing="no `wer` scorer in the candidate run")
+_BREAKDOWN = ("sub_rate", "del_rate", "ins_rate")
+WER_METRICS = (
+    # A WER that doubles and gains 5 points in any bucket fails without a significance test.
+    Metric("wer", _ERRORS, kind="ratio", direction="lower", role=HEADLINE, ci="ratio", units_column="n_ref_words",
+           provenance=("asr_backend", "normalizer"), claims=("hits", "char_errors", "n_ref_chars", "ref_norm",
+                                                             "hyp_norm", "hyp_raw", "decoding"),
+           bound=Bound(abs=0.05, factor=2.0), breakdown=_BREAKDOWN, plot="line",
+           positional=("pos_errors", "pos_words"), label="WER (%)", short="WER %", **_FAMILY),
+    Metric("wer_ok", _ERRORS, kind="ratio", direction="lower", ok_only=True, breakdown=_BREAKDOWN,
+           bound=Bound(abs=0.05, factor=2.0), label="WER over successes (%)", short="WER ok %",
+           **{**_FAMILY, "count_column": "n_wer_ok"}),
+    Metric("wer_macro", ("wer",), direction="lower", breakdown=_BREAKDOWN, bound=Bound(abs=0.05, factor=2.0),
+           label="mean per-utterance WER (%)", short="WER macro %", **_FAMILY),
+    Metric("wer_median", ("wer",), kind="quantile", direction="lower", quantile=0.5, tolerance="info", show=False,
+           label="median WER (%)", **_FAMILY),
+    Metric("wer_p95", ("wer",), kind="quantile", direction="lower", quantile=0.95, tolerance="info", show=False,
+           label="p95 WER (%)", **_FAMILY),
+    Metric("wer_over_50", ("wer",), kind="rate", threshold=0.5, direction="lower", tolerance="info", show=False,
+           label="share with WER > 50%", **_FAMILY),
+    Metric("cer", ("char_errors", "n_ref_chars"), kind="ratio", direction="lower", show=False,
+           bound=Bound(abs=0.05, factor=2.0), label="CER (%)", short="CER %", **_FAMILY),
+    Metric("sub_rate", ("subs", "n_ref_words"), kind="ratio", direction="lower", show=False,
+           label="substitutions (%)", short="sub", **_FAMILY),
+    Metric("del_rate", ("dels", "n_ref_words"), kind="ratio", direction="lower", show=False,
+           label="deletions (%)", short="del", **_FAMILY),
+    Metric("ins_rate", ("ins", "n_ref_words"), kind="ratio", direction="lower", show=False,
+           label="insertions (%)", short="ins", **_FAMILY),
+    Metric("loop_rate", ("loop",), kind="rate", direction="lower", scorer="wer", count_column="n_wer_ok",
+           claims=("loop_max_repeat",), label="share of utterances with a loop", short="loops"),
+    Metric("asr_cuts", ("asr_cuts",), scorer="wer", digits=2, show=False, label="ASR window cuts"),
+    Metric("asr_cut_db", ("asr_cut_db",), scorer="wer", digits=1, show=False, label="loudest ASR cut (dB re RMS)"),
+)
+for _m in WER_METRICS:
+    register_metric(_m)

@@ -171,7 +171,9 @@ def test_scorer_end_to_end_tiny(tiny_scorer, speech):
     assert st["asr"] == "whisper-tiny.en" and len(st["asr_sha256"]) == 64
     assert st["normalizer"] == "whisper-en" and st["decoding"]["language"] == "en"
     assert tiny_scorer.models()[0].sha256 == st["asr_sha256"]
-    assert tiny_scorer.higher_is_better == {"wer": False, "cer": False}
+    from halle_bench.metric_registry import get_metric
+
+    assert get_metric("wer").direction == "lower" and get_metric("cer").scorer == "wer"  # declared in wer.py
     assert st["asr_backend"] == "ctranslate2" and tiny_scorer.version == "3"
 
 
