@@ -2,7 +2,8 @@
 
 Exit codes (contract): 0 ok; 1 the run finished but failed utterances exceeded the
 allowed share, or `check` found a regression; 2 bad usage, bad config or manifest,
-missing model files (the message names the file and line where it applies).
+missing model files (the message names the file and line where it applies); 130 / 143
+interrupted by SIGINT (Ctrl-C) / SIGTERM (everything written so far stays: re-run to resume).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def _console():
 
 def cmd_run(a: argparse.Namespace) -> int:
     from .config import load_config
+    from .interrupts import handle_interrupts
     from .progress import Reporter
     from .runner import run
 
@@ -59,9 +61,10 @@ def cmd_run(a: argparse.Namespace) -> int:
         cfg_path = Path(a.config)
         out = Path(a.out or Path("runs") / cfg_path.stem)
     config = load_config(cfg_path)
-    summary = run(config, out, systems=_csv(a.systems), metrics=_csv(a.metrics), limit=a.limit,
-                  device=a.device, force=a.force, reporter=reporter, executor=a.executor, workers=a.workers,
-                  ray_address=a.ray_address, shard=a.shard)
+    with handle_interrupts():  # Ctrl-C / SIGTERM: stop within seconds, resumable (exit 130 / 143)
+        summary = run(config, out, systems=_csv(a.systems), metrics=_csv(a.metrics), limit=a.limit,
+                      device=a.device, force=a.force, reporter=reporter, executor=a.executor, workers=a.workers,
+                      ray_address=a.ray_address, shard=a.shard)
     if summary.shard is not None:  # a slice: no leaderboard, no report
         _print_shard_summary(summary)
         return summary.exit_code
@@ -223,9 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="recompute everything, ignoring cached rows")
     r.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
     r.add_argument("--html", action="store_true", help="also write report.html")
-    r.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="who does the work: this process (local) or Ray actors (ray; pip install -e '.[ray]')")
-    r.add_argument("--workers", type=int, help="Ray actors (each loads the models once), with --executor ray")
+    r.add_argument("--executor", choices=["local", "process", "ray"], default="local",
+                   help="who does the work: this process (local), a pool of worker processes here (process) "
+                        "or Ray actors (ray; pip install -e '.[ray]')")
+    r.add_argument("--workers", type=int, help="worker processes or Ray actors (each loads its models once), "
+                   "with --executor process or ray")
     r.add_argument("--ray-address", help="join an existing Ray cluster (e.g. auto, ray://head:10001)")
     r.add_argument("--shard", metavar="K/N",
                    help="only slice K of N (K from 0) of the (system, utterance) items, e.g. for Slurm arrays; "
@@ -284,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     except HalleBenchError as e:
         print(f"halle-bench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # interrupts.Interrupted carries the signal: 130 (SIGINT), 143 (SIGTERM)
         print("halle-bench: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)
 
 
 if __name__ == "__main__":  # pragma: no cover

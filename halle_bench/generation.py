@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,17 +39,14 @@ from .data.prompts import PROMPT_ERROR
 from .data.utterance import Utterance
 from .errors import HalleBenchError
 from .progress import Reporter
-from .store import JsonlTable, cache_key, now, portable, read_latest, table_path
+from .store import cache_key, now, portable, read_latest
 from .systems.base import SynthesisRequest, SynthesisResult, System
+from .work import Chunk, Item, Select, Worker, make_chunks, run_stage
 
 if TYPE_CHECKING:
     from .plan import Plan
 
-__all__ = ["Select", "generate", "generation_key", "request_for", "utterance_seed", "wav_path"]
-
-# Which (system name, utterance id) items this process works on (a shard, a worker);
-# None = all of them.
-Select = Callable[[str, str], bool] | None
+__all__ = ["GenerateStage", "Select", "generate", "generation_key", "request_for", "utterance_seed", "wav_path"]
 
 
 def utterance_seed(run_seed: int, utt_id: str) -> int:
@@ -122,33 +120,139 @@ def _validate_output(res: SynthesisResult) -> str | None:
     return None
 
 
-def generate(plan: Plan, reporter: Reporter, writer: str | None = None, select: Select = None) -> int:
-    """Synthesise every planned (system, utterance) item that `select` keeps and that is
-    not done yet; rows go to this writer's file. Returns the number of items attempted."""
-    table = JsonlTable(table_path(plan.out, "generation", writer))
-    done = read_latest(plan.out, "generation", ("system", "id"))
-    n_new = 0
-    try:
+class GenerateStage:
+    """Stage 1 as chunks (`work.Stage`): one chunk = one batch of one system."""
+
+    name = "generate"
+    table = "generation"
+
+    def chunks(self, plan: Plan, select: Select) -> list[Chunk]:
+        done = read_latest(plan.out, "generation", ("system", "id"))
+        per_system = []
         for system in plan.systems:
-            todo = []
+            items = []
             for u in plan.utterances:
                 if select is not None and not select(system.name, u.id):
                     continue
-                req = request_for(plan, u)
-                key = generation_key(plan, system, u, req)
+                key = generation_key(plan, system, u, request_for(plan, u))
                 prev = done.get((system.name, u.id))
                 wp = wav_path(plan.out, system.name, u.id)
                 if (not plan.force and prev and prev.get("key") == key and prev.get("status") == "ok"
                         and wp.exists() and plan.file_sha(wp) == prev.get("audio_sha256")):
                     continue
-                todo.append((u, req, key))
-            if not todo:
-                reporter.log(f"generate {system.name}: all cached")
+                items.append(Item(system.name, u.id, key, float(u.duration or 0.0)))
+            per_system.append((system.name, getattr(system, "batch_size", 1), items))
+        return make_chunks(self.name, per_system)
+
+    def label(self, chunk: Chunk) -> str:
+        return f"generate {chunk.model}"
+
+    def failed_rows(self, plan: Plan, chunk: Chunk, message: str) -> list[dict]:
+        system = plan.system(chunk.model)
+        timed = bool(getattr(system, "timed", True))
+        base = {"system": system.name, "device": plan.device, "timed": timed, "startup_seconds": None}
+        return [_failed_row(base, plan.utterance(it.utt_id), it.key, message) for it in chunk.items]
+
+    def run(self, worker: Worker, chunk: Chunk) -> list[dict]:
+        plan = worker.plan
+        system = plan.system(chunk.model)
+        timed = bool(getattr(system, "timed", True))
+        rows: list[dict] = []
+        runnable = []
+        for it in chunk.items:
+            u = plan.utterance(it.utt_id)
+            # Inputs that no system can use fail before the system is even loaded.
+            if not u.text or not u.text.strip():
+                rows.append(_failed_row({"system": system.name, "device": plan.device, "timed": timed,
+                                         "startup_seconds": None}, u, it.key, "empty text"))
+            else:
+                runnable.append((u, request_for(plan, u), it.key))
+        if not runnable:
+            return rows
+        loaded = worker.model(self.name, system.name, lambda: _LoadedSystem.load(plan, system, runnable[0][1]))
+        base = dict(loaded.base)
+        if loaded.error:
+            return rows + [_failed_row(base, u, key, loaded.error) for u, _, key in runnable]
+        dev = base["device"]
+        results, wall = _timed_chunk(system, [r for _, r, _ in runnable], dev)
+        by_id = {r.utt_id: r for r in results}
+        for u, req, key in runnable:
+            res = by_id.get(u.id) or SynthesisResult(utt_id=u.id, error="system returned no result for this id")
+            own = _item_seconds(res)
+            w = own if own is not None else wall / len(runnable)
+            err = _validate_output(res)
+            if err:
+                if req.prompt_audio is None and u.extra.get(PROMPT_ERROR):
+                    err += f" (no prompt: {u.extra[PROMPT_ERROR]})"
+                rows.append(_failed_row(base, u, key, err, w))
                 continue
-            n_new += _generate_system(plan, system, todo, table, reporter)
-    finally:
-        table.close()
-    return n_new
+            x = np.asarray(res.audio, dtype=np.float32).reshape(-1)
+            clip = clip_fraction(x)
+            wp = wav_path(plan.out, system.name, u.id)
+            subtype = save_audio(wp, x, int(res.sample_rate))
+            secs = x.size / float(res.sample_rate)
+            plan._sha_cache.pop(str(wp), None)
+            note = None
+            if clip > 0:
+                note = (f"{clip:.2%} of samples at or beyond full scale (peak {float(np.max(np.abs(x))):.3g}); "
+                        f"written unaltered as {subtype} wav")
+            rows.append({**base, "id": u.id, "key": key, "status": "ok", "error": None,
+                         "audio_seconds": secs, "wall_seconds": w if timed else None,
+                         "rtf": (w / secs if secs else None) if timed else None,
+                         "timing": ("system" if own is not None else "batch") if timed else None,
+                         "clip_fraction": clip, "notes": note, "sample_rate": int(res.sample_rate),
+                         "batch_size": len(runnable), "audio_sha256": plan.file_sha(wp), "info": res.info,
+                         "written_at": now()})
+        return rows
+
+
+def generate(plan: Plan, reporter: Reporter, writer: str | None = None, select: Select = None,
+             executor=None) -> int:
+    """Synthesise every planned item that `select` keeps and that is not done yet, through
+    `executor` (default: this process); rows go to this writer's file. Returns the number
+    of items attempted."""
+    from .executors import LocalExecutor
+
+    return run_stage(plan, GenerateStage(), executor or LocalExecutor(), reporter, writer, select)
+
+
+@dataclass
+class _LoadedSystem:
+    """A system as a worker holds it: loaded, warmed up, its start-up measured once."""
+
+    system: System
+    base: dict  # the row fields every item of this system shares in this process
+    error: str | None = None
+
+    @classmethod
+    def load(cls, plan: Plan, system: System, probe: SynthesisRequest) -> "_LoadedSystem":
+        timed = bool(getattr(system, "timed", True))
+        base = {"system": system.name, "device": plan.device, "timed": timed, "startup_seconds": None,
+                "system_key": cache_key(portable(system.cache_key()))}
+        try:
+            system.load(plan.device)
+            if plan.config.run.warmup:
+                system.warmup()
+            measure = getattr(system, "measure_startup", None)
+            if timed and callable(measure):
+                # Once per system per process: a command's process start-up, reported
+                # apart and left out of each item's time (the system subtracts it).
+                base["startup_seconds"] = measure(probe)
+        except Exception as e:  # a system that cannot load fails its items, the run goes on
+            return cls(system, base, f"system failed to load: {type(e).__name__}: {e}")
+        # Synchronise the device the system actually runs on (a system may pin its own).
+        base["device"] = str(getattr(system, "device", None) or plan.device)
+        return cls(system, base)
+
+    def close(self) -> None:
+        if self.error is None:
+            self.system.close()
+
+
+def _failed_row(base: dict, u: Utterance, key: str, msg: str, wall: float | None = None) -> dict:
+    timed = base.get("timed", True)
+    return {**base, "id": u.id, "key": key, "status": "failed", "error": msg, "audio_seconds": None,
+            "wall_seconds": wall if timed else None, "rtf": None, "clip_fraction": None, "written_at": now()}
 
 
 def _item_seconds(res: SynthesisResult) -> float | None:
@@ -157,84 +261,6 @@ def _item_seconds(res: SynthesisResult) -> float | None:
         return float(res.wall_seconds)
     w = (res.info or {}).get("wall_seconds")
     return float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else None
-
-
-def _generate_system(plan: Plan, system: System, todo: list, table: JsonlTable, reporter: Reporter) -> int:
-    timed = bool(getattr(system, "timed", True))
-    base = {"system": system.name, "device": plan.device, "timed": timed, "startup_seconds": None}
-
-    def fail(u: Utterance, key: str, msg: str, wall: float | None = None) -> None:
-        table.append({**base, "id": u.id, "key": key, "status": "failed", "error": msg, "audio_seconds": None,
-                      "wall_seconds": wall if timed else None, "rtf": None, "clip_fraction": None,
-                      "written_at": now()})
-
-    # Inputs that no system can use fail before the system is even loaded.
-    runnable = []
-    for u, req, key in todo:
-        if not u.text or not u.text.strip():
-            fail(u, key, "empty text")
-        else:
-            runnable.append((u, req, key))
-    if not runnable:
-        return len(todo)
-    try:
-        system.load(plan.device)
-        if plan.config.run.warmup:
-            system.warmup()
-        measure = getattr(system, "measure_startup", None)
-        if timed and callable(measure):
-            # Once per system (per process): a command's process start-up, reported
-            # apart and left out of each item's time (the system subtracts it).
-            base["startup_seconds"] = measure(runnable[0][1])
-    except Exception as e:  # a system that cannot load fails all its items, the run goes on
-        msg = f"system failed to load: {type(e).__name__}: {e}"
-        reporter.log(f"generate {system.name}: {msg}")
-        for u, _, key in runnable:
-            fail(u, key, msg)
-        return len(todo)
-    # Synchronise the device the system actually runs on (a system may pin its own).
-    dev = getattr(system, "device", None) or plan.device
-    base["device"] = str(dev)
-    bs = max(1, int(getattr(system, "batch_size", 1) or 1))
-    with reporter.stage(f"generate {system.name}", len(runnable)) as st:
-        for i in range(0, len(runnable), bs):
-            chunk = runnable[i : i + bs]
-            results, wall = _timed_chunk(system, [r for _, r, _ in chunk], dev)
-            by_id = {r.utt_id: r for r in results}
-            for u, req, key in chunk:
-                res = by_id.get(u.id) or SynthesisResult(utt_id=u.id, error="system returned no result for this id")
-                own = _item_seconds(res)
-                w = own if own is not None else wall / len(chunk)
-                err = _validate_output(res)
-                if err:
-                    if req.prompt_audio is None and u.extra.get(PROMPT_ERROR):
-                        err += f" (no prompt: {u.extra[PROMPT_ERROR]})"
-                    fail(u, key, err, w)
-                    st.advance()
-                    continue
-                x = np.asarray(res.audio, dtype=np.float32).reshape(-1)
-                clip = clip_fraction(x)
-                wp = wav_path(plan.out, system.name, u.id)
-                subtype = save_audio(wp, x, int(res.sample_rate))
-                secs = x.size / float(res.sample_rate)
-                plan._sha_cache.pop(str(wp), None)
-                note = None
-                if clip > 0:
-                    note = (f"{clip:.2%} of samples at or beyond full scale (peak {float(np.max(np.abs(x))):.3g}); "
-                            f"written unaltered as {subtype} wav")
-                table.append({**base, "id": u.id, "key": key, "status": "ok", "error": None,
-                              "audio_seconds": secs, "wall_seconds": w if timed else None,
-                              "rtf": (w / secs if secs else None) if timed else None,
-                              "timing": ("system" if own is not None else "batch") if timed else None,
-                              "clip_fraction": clip, "notes": note, "sample_rate": int(res.sample_rate),
-                              "batch_size": len(chunk), "audio_sha256": plan.file_sha(wp), "info": res.info,
-                              "written_at": now()})
-                st.advance()
-    try:
-        system.close()
-    except Exception as e:  # closing must not lose the rows already written
-        reporter.log(f"generate {system.name}: close failed: {e}")
-    return len(todo)
 
 
 def _timed_chunk(system: System, reqs: list[SynthesisRequest], dev: str) -> tuple[list[SynthesisResult], float]:

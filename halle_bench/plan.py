@@ -38,6 +38,25 @@ class Plan:
     # rebuild this plan elsewhere from `config` and `out`.
     spec: dict[str, Any] = field(default_factory=dict)
     _sha_cache: dict[str, str] = field(default_factory=dict)
+    _by_id: dict[str, Utterance] = field(default_factory=dict)
+
+    def system(self, name: str) -> System:
+        """The planned system called `name` (chunks name their model, workers look it up)."""
+        for s in self.systems:
+            if s.name == name:
+                return s
+        raise KeyError(f"no planned system {name!r}")
+
+    def utterance(self, utt_id: str) -> Utterance:
+        if len(self._by_id) != len(self.utterances):
+            self._by_id = {u.id: u for u in self.utterances}
+        return self._by_id[utt_id]
+
+    def forget_audio_hashes(self) -> None:
+        """Drop the cached sha256 of generated audio (another process may have rewritten it)."""
+        audio = str(self.out / "audio")
+        for k in [k for k in self._sha_cache if k.startswith(audio)]:
+            del self._sha_cache[k]
 
     def file_sha(self, path: Path | None) -> str | None:
         if path is None or not Path(path).exists():

@@ -37,12 +37,13 @@ from typing import Any
 
 from .config import Config
 from .executors import Shard, make_executor, parse_shard
-from .generation import generate, generation_key, utterance_seed, wav_path
+from .generation import GenerateStage, generate, generation_key, utterance_seed, wav_path
 from .plan import Plan, plan_run, resolve_device
 from .progress import NullReporter, Reporter
 from .provenance import prepare, write_env, write_resolved_config
-from .scoring import GROUND_TRUTH_KIND, expected_keys, score, score_key, scorer_identity
+from .scoring import GROUND_TRUTH_KIND, ScoreStage, expected_keys, score, score_key, scorer_identity
 from .store import read_latest
+from .work import run_stage
 
 # Re-exported: the stages' public functions (tests and tools import them from here).
 __all__ = ["GROUND_TRUTH_KIND", "Plan", "RunSummary", "expected_keys", "generate", "generation_key", "plan_run",
@@ -83,10 +84,12 @@ def run(
     ray_address: str | None = None,
     shard: str | Shard | None = None,
 ) -> RunSummary:
-    """Plan, prepare, generate + score (through the executor), aggregate.
+    """Plan, prepare, generate, score (each stage through the executor), aggregate.
 
     Raises ConfigError before any work. With `shard` ("K/N"), only that slice is
-    worked on and nothing is aggregated (run again without `shard` to aggregate)."""
+    worked on and nothing is aggregated (run again without `shard` to aggregate).
+    An interrupt (KeyboardInterrupt, `interrupts.Interrupted`) propagates after the
+    executor's workers are stopped; every row written so far stays, so a re-run resumes."""
     from .aggregate import aggregate
 
     reporter = reporter or NullReporter()
@@ -98,7 +101,13 @@ def run(
     reporter.log(f"{len(plan.utterances)} utterances x {len(plan.systems)} systems, "
                  f"metrics: {', '.join(plan.scorers) or 'none'}, device {plan.device}, out {out}"
                  + (f", shard {sh}" if sh else "") + (f", executor {ex.name}" if ex.name != "local" else ""))
-    n_gen, n_scored = ex.execute(plan, reporter, sh.writer if sh else None, sh.keeps if sh else None)
+    writer, select = (sh.writer, sh.keeps) if sh else (None, None)
+    try:
+        n_gen = run_stage(plan, GenerateStage(), ex, reporter, writer, select)
+        plan.forget_audio_hashes()  # workers may have rewritten audio this process hashed
+        n_scored = run_stage(plan, ScoreStage(), ex, reporter, writer, select)
+    finally:
+        ex.close()
     mff = config.run.max_failed_fraction
     if sh is not None:
         return _shard_summary(plan, sh, n_gen, n_scored, mff)

@@ -21,14 +21,14 @@ from .data.utterance import Utterance
 from .errors import HalleBenchError, UtteranceError
 from .generation import wav_path
 from .progress import Reporter
-from .store import JsonlTable, cache_key, now, portable, read_latest, table_path
+from .store import cache_key, now, portable, read_latest
 from .systems.base import System
+from .work import Chunk, Item, Select, Worker, make_chunks, run_stage
 
 if TYPE_CHECKING:
-    from .generation import Select
     from .plan import Plan
 
-__all__ = ["GROUND_TRUTH_KIND", "expected_keys", "score", "score_key", "scorer_identity"]
+__all__ = ["GROUND_TRUTH_KIND", "ScoreStage", "expected_keys", "score", "score_key", "scorer_identity"]
 
 GROUND_TRUTH_KIND = "ground-truth"
 
@@ -122,23 +122,21 @@ def _build_item(plan: Plan, cache: _AudioCache, system: System, u: Utterance, in
                      prompt_cut=(u.prompt_start or 0.0, u.prompt_end) if u.prompt_from_reference and u.prompt_end is not None else None)
 
 
-def score(plan: Plan, reporter: Reporter, writer: str | None = None,
-          select: Select = None) -> tuple[int, dict[tuple, str]]:
-    """Score every generated item that `select` keeps and that has no current row.
-    Returns (items scored now, {(system, id, scorer): current key} of the kept items)."""
-    from .metrics.base import ScoreOutput
+class ScoreStage:
+    """Stage 2 as chunks (`work.Stage`): one chunk = one batch of one scorer, over every
+    system's audio (a scorer model is loaded once per worker and sees them all)."""
 
-    gen = read_latest(plan.out, "generation", ("system", "id"))
-    table = JsonlTable(table_path(plan.out, "scores", writer))
-    done = read_latest(plan.out, "scores", ("system", "id", "scorer"))
-    keys: dict[tuple, str] = {}
-    cache = _AudioCache()
-    n_new = 0
-    try:
+    name = "score"
+    table = "scores"
+
+    def chunks(self, plan: Plan, select: Select) -> list[Chunk]:
+        gen = read_latest(plan.out, "generation", ("system", "id"))
+        done = read_latest(plan.out, "scores", ("system", "id", "scorer"))
+        per_scorer = []
         for sname, scorer in plan.scorers.items():
             ident = scorer_identity(scorer)
-            needs, inputs = _inputs(scorer)
-            todo = []
+            _, inputs = _inputs(scorer)
+            items = []
             for system in plan.systems:
                 for u in plan.utterances:
                     if select is not None and not select(system.name, u.id):
@@ -147,49 +145,72 @@ def score(plan: Plan, reporter: Reporter, writer: str | None = None,
                     if not g or g.get("status") != "ok":
                         continue
                     k = score_key(plan, ident, system, u, g.get("audio_sha256"), inputs)
-                    keys[(system.name, u.id, sname)] = k
                     prev = done.get((system.name, u.id, sname))
                     if not plan.force and prev and prev.get("key") == k and not prev.get("error"):
                         continue
-                    todo.append((system, u, k, g.get("audio_seconds") or 0.0))
-            if not todo:
+                    items.append(Item(system.name, u.id, k, float(g.get("audio_seconds") or 0.0)))
+            per_scorer.append((sname, getattr(scorer, "batch_size", 1), items))
+        return make_chunks(self.name, per_scorer)
+
+    def label(self, chunk: Chunk) -> str:
+        return f"score {chunk.model}"
+
+    def failed_rows(self, plan: Plan, chunk: Chunk, message: str) -> list[dict]:
+        from .metrics.base import ScoreOutput
+
+        scorer = plan.scorers[chunk.model]
+        return [_row(plan, scorer, chunk.model, it, ScoreOutput(error=message)) for it in chunk.items]
+
+    def run(self, worker: Worker, chunk: Chunk) -> list[dict]:
+        from .metrics.base import ScoreOutput
+
+        plan = worker.plan
+        sname = chunk.model
+        scorer = worker.model(self.name, sname, lambda: _loaded(plan.scorers[sname], plan.device))
+        cache = worker.cache.setdefault("audio", _AudioCache())
+        needs, inputs = _inputs(scorer)
+        items, idx, outs = [], [], [None] * len(chunk.items)
+        for j, it in enumerate(chunk.items):
+            system, u = plan.system(it.system), plan.utterance(it.utt_id)
+            if "prompt" in needs and u.prompt_audio is None and u.extra.get(PROMPT_ERROR):
+                # The prompt policy could not give this utterance a prompt: say why,
+                # rather than letting the scorer report a bare "no prompt".
+                outs[j] = ScoreOutput(error=f"no prompt: {u.extra[PROMPT_ERROR]}")
                 continue
-            # Similar lengths together: less padding for batched models; the order is
-            # deterministic and scorers are batch-invariant, so numbers do not depend on it.
-            todo.sort(key=lambda t: (t[3], t[0].name, t[1].id))
-            scorer.load(plan.device)
-            bs = max(1, int(getattr(scorer, "batch_size", 1) or 1))
-            with reporter.stage(f"score {sname}", len(todo)) as st:
-                for i in range(0, len(todo), bs):
-                    chunk = todo[i : i + bs]
-                    items, idx, outs = [], [], [None] * len(chunk)
-                    for j, (system, u, _, _) in enumerate(chunk):
-                        if "prompt" in needs and u.prompt_audio is None and u.extra.get(PROMPT_ERROR):
-                            # The prompt policy could not give this utterance a prompt: say
-                            # why, rather than letting the scorer report a bare "no prompt".
-                            outs[j] = ScoreOutput(error=f"no prompt: {u.extra[PROMPT_ERROR]}")
-                            continue
-                        try:
-                            items.append(_build_item(plan, cache, system, u, inputs))
-                            idx.append(j)
-                        except (UtteranceError, OSError) as e:
-                            outs[j] = ScoreOutput(error=str(e))
-                    if items:
-                        try:
-                            res = scorer.score(items)
-                            if len(res) != len(items):
-                                raise HalleBenchError(f"scorer returned {len(res)} outputs for {len(items)} items")
-                        except Exception as e:
-                            res = [ScoreOutput(error=f"{type(e).__name__}: {e}")] * len(items)
-                        for j, r in zip(idx, res):
-                            outs[j] = r
-                    for (system, u, k, _), o in zip(chunk, outs):
-                        table.append({"system": system.name, "id": u.id, "scorer": sname, "version": scorer.version,
-                                      "key": k, "values": o.values if o.error is None else {}, "error": o.error,
-                                      "written_at": now()})
-                        st.advance()
-                    n_new += len(chunk)
-            scorer.close()
-    finally:
-        table.close()
-    return n_new, keys
+            try:
+                items.append(_build_item(plan, cache, system, u, inputs))
+                idx.append(j)
+            except (UtteranceError, OSError) as e:
+                outs[j] = ScoreOutput(error=str(e))
+        if items:
+            try:
+                res = scorer.score(items)
+                if len(res) != len(items):
+                    raise HalleBenchError(f"scorer returned {len(res)} outputs for {len(items)} items")
+            except Exception as e:
+                res = [ScoreOutput(error=f"{type(e).__name__}: {e}")] * len(items)
+            for j, r in zip(idx, res):
+                outs[j] = r
+        return [_row(plan, scorer, sname, it, o) for it, o in zip(chunk.items, outs)]
+
+
+def _loaded(scorer: Any, device: str) -> Any:
+    scorer.load(device)
+    return scorer
+
+
+def _row(plan: Plan, scorer: Any, sname: str, it: Item, o: Any) -> dict:
+    """A score row: the key it was made with, the scorer's version and identity hash, and
+    the sha256 of the audio it scored, so the row says by itself what it is."""
+    return {"system": it.system, "id": it.utt_id, "scorer": sname, "version": scorer.version,
+            "scorer_key": cache_key(scorer_identity(scorer)),
+            "audio_sha256": plan.file_sha(wav_path(plan.out, it.system, it.utt_id)),
+            "key": it.key, "values": o.values if o.error is None else {}, "error": o.error, "written_at": now()}
+
+
+def score(plan: Plan, reporter: Reporter, writer: str | None = None, select: Select = None, executor=None) -> int:
+    """Score every generated item that `select` keeps and that has no current row, through
+    `executor` (default: this process). Returns the number of items scored now."""
+    from .executors import LocalExecutor
+
+    return run_stage(plan, ScoreStage(), executor or LocalExecutor(), reporter, writer, select)

@@ -1,20 +1,25 @@
-"""Executors: who does the (system, utterance) work of a run, behind one seam.
+"""Executors: who does the chunks of work of a run, behind one seam (`Executor.map`).
 
-- `local`: this process, as always (`LocalExecutor`).
-- `ray`: N stateful Ray actors, each holding its loaded system / scorer models and
-  working through a deterministic slice of the items (`RayExecutor`).
-- `--shard K/N` (`Shard`): this process does slice K of N (by a hash of system + id),
-  for Slurm arrays or any scheduler; combinable with either executor.
+- `local`: this process, chunk after chunk (`LocalExecutor`, the default).
+- `process`: N worker processes on this machine (`ProcessExecutor`).
+- `ray`: N Ray actors, here or on a cluster (`RayExecutor`).
+- `--shard K/N` (`Shard`): this job does the deterministic slice K of N of the items
+  (a hash of system + id), for Slurm arrays or any scheduler; combinable with any
+  executor. Shards are independent jobs, so they cannot share a queue.
 
-Whatever runs the work, rows carry the same keys and values and go to per-writer
-JSONL files that `store.read_latest` merges, so the aggregate is the same.
+The pools hand length-sorted chunks to whichever worker is free (`base.schedule`),
+each worker keeps its models loaded across chunks, a chunk whose worker died is
+retried elsewhere, and the driver writes every row: whatever runs the work, rows
+carry the same keys and values, so `utterances.csv` is the same.
 """
 
-from .base import Executor, make_executor
+from .base import EXECUTORS, Executor, make_executor, schedule
 from .local import LocalExecutor
+from .process import ProcessExecutor
 from .shard import Shard, item_slot, parse_shard
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "Shard", "item_slot", "make_executor", "parse_shard"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "Shard", "item_slot",
+           "make_executor", "parse_shard", "schedule"]
 
 
 def __getattr__(name: str):  # Ray is an optional extra: import it only when asked for

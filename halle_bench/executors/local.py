@@ -1,22 +1,32 @@
-"""The local executor: this process generates, then scores (the stages in order)."""
+"""The local executor: this process does every chunk, in order (the default)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
-from ..generation import generate
-from ..scoring import score
+from ..work import Worker
 
 if TYPE_CHECKING:
-    from ..generation import Select
     from ..plan import Plan
-    from ..progress import Reporter
+    from ..work import Chunk, Stage
+    from .base import Result
 
 
 class LocalExecutor:
     name = "local"
 
-    def execute(self, plan: Plan, reporter: Reporter, writer: str | None = None, select: Select = None) -> tuple[int, int]:
-        n_gen = generate(plan, reporter, writer, select)
-        n_scored, _ = score(plan, reporter, writer, select)
-        return n_gen, n_scored
+    def map(self, plan: Plan, stage: Stage, chunks: list[Chunk]) -> Iterator[Result]:
+        worker = Worker(plan)  # the driver's own plan: nothing is rebuilt
+        try:
+            for chunk in chunks:
+                try:
+                    rows = stage.run(worker, chunk)
+                except Exception as e:  # a bug in a stage: this chunk's rows say so, the run goes on
+                    yield chunk, None, f"{type(e).__name__}: {e}"
+                    continue
+                yield chunk, rows, None
+        finally:
+            worker.close()
+
+    def close(self) -> None:
+        return None

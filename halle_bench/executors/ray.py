@@ -1,17 +1,23 @@
-"""The Ray executor: N stateful actors, each holding its loaded models.
+"""The Ray executor: N stateful actors fed from one queue, on one machine or a cluster.
 
-Each actor rebuilds the plan from the config (`Plan.spec`) in its own process, then
-works through its slice of the items (`item_slot(system, id, N) == i`, further
-restricted by `--shard`): every system is loaded once per actor and every scorer
-model once per actor, as in a local run. Rows go to the actor's own files
-(`generation.ray-<i>.jsonl`), merged by key afterwards, so the result equals a local
-run's. The run directory must be on a file system every actor sees (one machine, or
-a shared mount on a cluster).
+Each actor rebuilds the plan from the config (`Plan.spec`) in its own process and
+keeps every model it loads for all the chunks it gets (`work.Worker`). The driver
+hands an actor its next chunk when it returns the previous one (`base.schedule`),
+prints progress as chunks come back, and writes their rows. An actor that dies is
+replaced and its chunk is handed to another actor. The run directory must be on a
+file system every actor sees (one machine, or a shared mount on a cluster): actors
+write the audio, the driver the rows.
 
-Without `address`, a local Ray cluster is started for the run and shut down after it;
-with `address` (`--ray-address`, e.g. `auto` or `ray://head:10001`) an existing cluster
-is joined. With `cuda` as the device and GPUs in the cluster, each actor gets
+Each stage gets its own actors (`map` starts them and kills them at the end of the
+stage), so generation and scoring can ask for different resources. Without `address`,
+a local Ray cluster is started for the run and shut down at the end (`close`); with
+`address` (`--ray-address`, e.g. `auto` or `ray://head:10001`) an existing cluster is
+joined. With `cuda` as the device and GPUs in the cluster, each actor gets
 min(1, GPUs / workers) GPUs (two actors can share one GPU).
+
+Interrupts: the driver polls (`WAIT_SECONDS`), so Ctrl-C is seen within a second;
+stopping kills the actors (`ray.kill`). A command system started by a killed actor
+runs in its own process group and ends by its `timeout`.
 """
 
 from __future__ import annotations
@@ -19,15 +25,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ConfigError, HalleBenchError
-from .shard import item_slot
+from .base import schedule
 
 if TYPE_CHECKING:
-    from ..generation import Select
     from ..plan import Plan
-    from ..progress import Reporter
+    from ..work import Chunk, Stage
+    from .base import Result
+
+WAIT_SECONDS = 0.5
 
 
 def _import_ray():
@@ -38,29 +46,79 @@ def _import_ray():
     return ray
 
 
-class _Worker:
+class _Actor:
     """One Ray actor: a plan of its own (systems and scorers built in this process)."""
 
     def __init__(self, config: Any, out: str, spec: dict[str, Any], sys_path: list[str]):
-        # The driver's import path (plugins, fixtures); missing entries are harmless.
-        for p in reversed(sys_path):
+        for p in reversed(sys_path):  # the driver's import path (plugins, fixtures)
             if p not in sys.path:
                 sys.path.insert(0, p)
         from ..plan import plan_run
+        from ..work import Worker
 
-        self.plan = plan_run(config, Path(out), **spec)
+        self.worker = Worker(plan_run(config, Path(out), **spec))
 
-    def work(self, index: int, n: int, writer: str, select: Select) -> tuple[int, int]:
-        from ..generation import generate
-        from ..progress import NullReporter
-        from ..scoring import score
+    def run(self, chunk: Chunk) -> tuple[str, Any]:
+        from ..work import stage_for
 
-        def keep(system: str, utt_id: str) -> bool:
-            return item_slot(system, utt_id, n) == index and (select is None or select(system, utt_id))
+        try:
+            return "rows", stage_for(chunk.stage).run(self.worker, chunk)
+        except Exception as e:
+            return "error", f"{type(e).__name__}: {e}"
 
-        n_gen = generate(self.plan, NullReporter(), writer, keep)
-        n_scored, _ = score(self.plan, NullReporter(), writer, keep)
-        return n_gen, n_scored
+    def pid(self) -> int:
+        return os.getpid()
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class _Slots:
+    def __init__(self, ray, actor_cls, args: tuple, n: int):
+        self.ray, self.actor_cls, self.args, self.n = ray, actor_cls, args, n
+        self.actors: list[Any] = [actor_cls.remote(*args) for _ in range(n)]
+        self.refs: dict[Any, int] = {}
+
+    def submit(self, slot: int, chunk: Chunk) -> None:
+        if self.actors[slot] is None:
+            self.actors[slot] = self.actor_cls.remote(*self.args)
+        self.refs[self.actors[slot].run.remote(chunk)] = slot
+
+    def wait(self, busy: list[int]) -> list[tuple[int, str, Any]]:
+        ray = self.ray
+        while True:
+            ready, _ = ray.wait(list(self.refs), num_returns=1, timeout=WAIT_SECONDS)
+            if ready:
+                break
+        out = []
+        for ref in ready:
+            slot = self.refs.pop(ref)
+            try:
+                kind, payload = ray.get(ref)
+            except ray.exceptions.RayError as e:  # the actor died (killed, out of memory, node lost, failed to plan)
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                kind, payload = "died", f"{type(e).__name__}: {first}"
+            if kind == "died":
+                self._kill(slot)
+            out.append((slot, kind, payload))
+        return out
+
+    def _kill(self, slot: int) -> None:
+        if self.actors[slot] is not None:
+            try:
+                self.ray.kill(self.actors[slot])
+            except Exception:
+                pass
+            self.actors[slot] = None
+
+    def stop(self, graceful: bool) -> None:
+        if graceful:  # let each actor release its models (a GPU shared with the next stage)
+            try:
+                self.ray.get([a.close.remote() for a in self.actors if a is not None], timeout=30)
+            except Exception:
+                pass
+        for i in range(self.n):
+            self._kill(i)
 
 
 class RayExecutor:
@@ -69,11 +127,11 @@ class RayExecutor:
     def __init__(self, workers: int = 1, address: str | None = None):
         self.workers = int(workers)
         self.address = address
+        self._started = False
         _import_ray()  # fail at flag time (exit 2), not after planning
 
-    def execute(self, plan: Plan, reporter: Reporter, writer: str | None = None, select: Select = None) -> tuple[int, int]:
+    def _init(self):
         ray = _import_ray()
-        started = False
         if not ray.is_initialized():
             try:
                 if self.address:
@@ -84,14 +142,12 @@ class RayExecutor:
             except Exception as e:  # no cluster at that address, ports in use, ...
                 where = f"join the Ray cluster at {self.address!r}" if self.address else "start a local Ray cluster"
                 raise HalleBenchError(f"--executor ray: cannot {where}: {type(e).__name__}: {e}") from None
-            started = True
-        try:
-            return self._run(ray, plan, reporter, writer, select)
-        finally:
-            if started:
-                ray.shutdown()
+            self._started = True
+        return ray
 
-    def _run(self, ray, plan: Plan, reporter: Reporter, writer: str | None, select: Select) -> tuple[int, int]:
+    def resources(self, plan: Plan) -> tuple[float, float, dict[str, Any]]:
+        """(CPUs, GPUs) per actor and the plan spec the actors rebuild."""
+        ray = self._init()
         res = ray.cluster_resources()
         spec = dict(plan.spec)
         gpus = 0.0
@@ -103,14 +159,22 @@ class RayExecutor:
         # more actors than CPUs.
         total = float(res.get("CPU", 1))
         cpus = float(max(1, int(total // self.workers))) if total >= self.workers else total / self.workers
-        actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus)(_Worker)
-        out = str(Path(plan.out).resolve())
-        reporter.log(f"ray: {self.workers} workers ({cpus:g} CPU, {gpus:g} GPU each), out {out}")
-        actors = [actor_cls.remote(plan.config, out, spec, list(sys.path)) for _ in range(self.workers)]
+        return cpus, gpus, spec
+
+    def map(self, plan: Plan, stage: Stage, chunks: list[Chunk]) -> Iterator[Result]:
+        ray = self._init()
+        cpus, gpus, spec = self.resources(plan)
+        actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(_Actor)
+        n = max(1, min(self.workers, len(chunks)))
+        slots = _Slots(ray, actor_cls, (plan.config, str(Path(plan.out).resolve()), spec, list(sys.path)), n)
+        graceful = False
         try:
-            names = [f"{writer}-ray-{i}" if writer else f"ray-{i}" for i in range(self.workers)]
-            done = ray.get([a.work.remote(i, self.workers, names[i], select) for i, a in enumerate(actors)])
+            yield from schedule(slots, chunks)
+            graceful = True
         finally:
-            for a in actors:
-                ray.kill(a)
-        return sum(d[0] for d in done), sum(d[1] for d in done)
+            slots.stop(graceful)
+
+    def close(self) -> None:
+        if self._started:
+            _import_ray().shutdown()
+            self._started = False

@@ -33,11 +33,13 @@ import numpy as np
 
 from ..audio import load_audio, sha256_file
 from ..errors import ConfigError
+from ..interrupts import track, untrack
 from .base import BaseSystem, SynthesisRequest, SynthesisResult, register_system
 
 COMMON_KEYS = frozenset({"name", "kind"})
 PLACEHOLDERS = ("text", "out", "prompt_wav", "prompt_text", "utt_id")
 STDERR_TAIL = 600  # characters of a failing command's stderr kept in the error
+KILL_GRACE_SECONDS = 1.0  # an interrupted command gets SIGTERM, then SIGKILL after this
 
 
 # ------------------------------------------------------------------------ helpers
@@ -213,20 +215,38 @@ class CommandSystem(BaseSystem):
                                     cwd=str(self.base_dir), start_new_session=True)
         except OSError as e:
             return f"command could not start: {e}"
+        track(proc.pid, group=True)
         try:
             _, stderr = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: children hold our pipes
-            except ProcessLookupError:
-                pass
+            _kill_group(proc, signal.SIGKILL)  # the whole group: children hold our pipes
             proc.communicate()
             return f"command timed out after {self.timeout:g} s"
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, a worker told to stop): the program runs in its
+            # own session, so no terminal signal reaches it; end its group here, politely
+            # first, and let the interrupt go on (the item gets no row: a re-run does it).
+            _kill_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=KILL_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            _kill_group(proc, signal.SIGKILL)
+            raise
+        finally:
+            untrack(proc.pid)
         if proc.returncode != 0:
             tail = stderr.decode("utf-8", "replace").strip()[-STDERR_TAIL:]
             how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with status {proc.returncode}"
             return f"command {how}" + (f": {tail}" if tail else "")
         return None
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 # ------------------------------------------------------------------------ wavdir
@@ -277,7 +297,8 @@ class PythonSystem(BaseSystem):
     """Calls ``fn(text=, prompt_wav=, prompt_text=, seed=, **kwargs)`` -> ``(wave, sr)``.
 
     The module is imported at config time (an import error stops the run with exit 2,
-    not hundreds of failed rows). ``path`` (optional) is prepended to sys.path.
+    not hundreds of failed rows) from ``path`` (a folder, relative to the config's
+    folder; default: the config's folder itself), which is prepended to sys.path.
     ``prompt_wav`` is a str or None. Before each call Python's, numpy's and (when
     imported) torch's global RNGs are seeded from ``seed``, so a function that draws
     from them is still deterministic. The cache key holds the module file's sha256.
@@ -294,12 +315,16 @@ class PythonSystem(BaseSystem):
         self.kwargs = config.get("kwargs", {})
         if not isinstance(self.kwargs, dict):
             raise ConfigError(f"system '{name}': `kwargs` must be a table")
-        if "path" in config:
-            if not isinstance(config["path"], str):
-                raise ConfigError(f"system '{name}': `path` must be a folder path string")
-            extra = str(_resolve(base_dir, config["path"]))
-            if extra not in sys.path:
-                sys.path.insert(0, extra)
+        # Where the module is imported from: `path` (relative to the config's folder), by
+        # default the config's folder itself, so a `tts.py` beside bench.toml just works.
+        p = config.get("path", ".")
+        if not isinstance(p, str) or not p.strip():
+            raise ConfigError(f"system '{name}': `path` must be a folder path string")
+        extra = str(_resolve(base_dir, p))
+        if not Path(extra).is_dir():
+            raise ConfigError(f"system '{name}': `path` folder not found: {extra}")
+        if extra not in sys.path:
+            sys.path.insert(0, extra)
         mod_name, attr = spec.split(":")
         try:
             mod = importlib.import_module(mod_name)
