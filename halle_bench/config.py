@@ -19,10 +19,11 @@ from .errors import ConfigError
 
 DEFAULT_BUCKETS = (3.0, 10.0, 30.0, 60.0, 90.0, 180.0)
 PROMPT_POLICIES = ("given", "cross-utterance", "head")
-FORMATS = ("jsonl", "csv", "seed-tts", "librispeech-pc", "audiofolder")
+FORMATS = ("jsonl", "csv", "seed-tts", "librispeech-pc", "audiofolder", "librispeech", "libritts", "librispeech-long")
 
 _TOP_KEYS = {"dataset", "systems", "metrics", "run"}
-_DATASET_KEYS = {"manifest", "format", "buckets", "prompt", "prompt_seconds", "limit", "name"}
+_DATASET_KEYS = {"manifest", "format", "buckets", "prompt", "prompt_seconds", "limit", "name", "min_prompt_seconds",
+                 "validate"}
 _RUN_KEYS = {"seed", "device", "max_failed_fraction", "n_boot", "warmup", "plugins"}
 
 
@@ -35,6 +36,11 @@ class DatasetConfig:
     prompt_seconds: float = 3.0
     limit: int | None = None
     name: str = ""
+    # Data checks before any work (data/validate.py): prompts shorter than this fail the
+    # run with exit 2; `validate = false` turns the checks off (problems then become
+    # failed rows, as before the checks existed).
+    min_prompt_seconds: float = 1.0
+    validate: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class Config:
                 "buckets": list(ds.buckets),
                 "prompt": ds.prompt,
                 "prompt_seconds": ds.prompt_seconds,
+                "min_prompt_seconds": ds.min_prompt_seconds,
+                "validate": ds.validate,
             },
             "systems": [dict(s.table) for s in self.systems],
             "metrics": {k: dict(v) for k, v in self.metrics.items()},
@@ -190,6 +198,12 @@ def parse_config(text: str, path: Path) -> Config:
     ps = ds_raw.get("prompt_seconds", 3.0)
     if not isinstance(ps, (int, float)) or isinstance(ps, bool) or ps <= 0:
         raise err("[dataset]: `prompt_seconds` must be a positive number", "prompt_seconds", "[dataset]")
+    mps = ds_raw.get("min_prompt_seconds", 1.0)
+    if not isinstance(mps, (int, float)) or isinstance(mps, bool) or mps < 0:
+        raise err("[dataset]: `min_prompt_seconds` must be a number >= 0", "min_prompt_seconds", "[dataset]")
+    validate = ds_raw.get("validate", True)
+    if not isinstance(validate, bool):
+        raise err("[dataset]: `validate` must be true or false", "validate", "[dataset]")
     limit = ds_raw.get("limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
         raise err("[dataset]: `limit` must be a positive integer", "limit", "[dataset]")
@@ -201,6 +215,8 @@ def parse_config(text: str, path: Path) -> Config:
         prompt_seconds=float(ps),
         limit=limit,
         name=str(ds_raw.get("name", "")),
+        min_prompt_seconds=float(mps),
+        validate=validate,
     )
 
     # [[systems]]

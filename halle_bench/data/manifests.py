@@ -9,7 +9,9 @@ Formats (architecture.md, "Manifest formats to read"):
 - ``librispeech-pc``: the F5-TTS LibriSpeech-PC cross-sentence list, six tab-separated
   fields ``ref_utt, ref_dur, ref_txt, gen_utt, gen_dur, gen_txt``;
 - ``audiofolder``: a Hugging Face style folder with ``metadata.csv`` or
-  ``metadata.jsonl`` beside the audio (a ``file_name`` column names the audio).
+  ``metadata.jsonl`` beside the audio (a ``file_name`` column names the audio);
+- ``librispeech``, ``libritts``, ``librispeech-long``: a corpus folder as published
+  (`corpora.py`); a folder without audio-folder metadata is probed for these layouts.
 
 What is an error here and what is not (decisions):
 
@@ -41,9 +43,10 @@ from typing import Any
 
 from ..audio import audio_seconds
 from ..errors import ConfigError, UtteranceError
+from .corpora import CORPUS_FORMATS, detect_corpus, read_corpus
 from .utterance import WORDS_PER_SECOND, Utterance
 
-FORMATS = ("jsonl", "csv", "seed-tts", "librispeech-pc", "audiofolder")
+FORMATS = ("jsonl", "csv", "seed-tts", "librispeech-pc", "audiofolder", *CORPUS_FORMATS)
 AUDIOFOLDER_METADATA = ("metadata.jsonl", "metadata.csv")
 
 # Column aliases for the tabular formats (native JSONL/CSV and audio folders). The
@@ -305,6 +308,10 @@ def detect_format(path: Path) -> str:
     path = Path(path)
     if not path.exists():
         raise ConfigError("manifest not found", path)
+    if path.is_dir() and not any((path / m).exists() for m in AUDIOFOLDER_METADATA):
+        corpus = detect_corpus(path)
+        if corpus is not None:
+            return corpus
     if path.is_dir() or path.name in AUDIOFOLDER_METADATA:
         return "audiofolder"
     suffix = path.suffix.lower()
@@ -341,7 +348,7 @@ def read_manifest(path: Path, format: str | None = None) -> list[Utterance]:
     if not path.exists():
         raise ConfigError("manifest not found", path)
     path = path.resolve()
-    if fmt != "audiofolder" and path.is_dir():
+    if fmt != "audiofolder" and fmt not in CORPUS_FORMATS and path.is_dir():
         raise ConfigError(f"format {fmt!r} expects a file, got a folder", path)
     base = path.parent
     rows: Iterable[Utterance]
@@ -353,6 +360,8 @@ def read_manifest(path: Path, format: str | None = None) -> list[Utterance]:
         rows = _read_seed_tts(path, base)
     elif fmt == "librispeech-pc":
         rows = _read_librispeech_pc(path, base)
+    elif fmt in CORPUS_FORMATS:
+        rows = (_finish(u, None) for u in read_corpus(path, fmt))
     else:
         rows = _read_audiofolder(path)
 

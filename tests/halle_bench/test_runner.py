@@ -38,6 +38,7 @@ def write_setup(tmp: Path, systems: str = "", metrics: str = 'toy = {}', extra_r
 [dataset]
 manifest = "meta.jsonl"
 buckets = [0, 3, 10, 30, 90]
+validate = false  # u5's blank text must reach the runner as a failed row (the data checks: data/test_validate.py)
 
 [[systems]]
 name = "a"
