@@ -107,6 +107,23 @@ def _print_summary(summary, quiet: bool) -> None:
             print(f"  ... and {len(summary.failures) - 20} more (see utterances.csv)", file=sys.stderr)
 
 
+def cmd_aggregate(a: argparse.Namespace) -> int:
+    """utterances.csv, leaderboard.csv and report.md of a run directory from its files alone
+    (config.toml, env.json, the rows, the manifest): no system or scorer model is needed."""
+    from .aggregate import aggregate
+    from .config import load_config
+    from .plan import plan_from_files
+    from .report import write_report
+
+    out = Path(a.run_dir)
+    plan = plan_from_files(out, load_config(a.config) if a.config else None)
+    res = aggregate(plan)
+    write_report([out], out, html=a.html, console=None)
+    print(f"leaderboard: {res.leaderboard_path}\nutterances:  {res.utterances_path}\n"
+          f"{res.n_failed}/{res.n_items} failed, {len(res.score_errors)} with scorer errors or missing scores")
+    return EXIT_OK
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -236,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only slice K of N (K from 0) of the (system, utterance) items, e.g. for Slurm arrays; "
                         "a later run without --shard aggregates")
     r.set_defaults(fn=cmd_run)
+
+    ag = sub.add_parser("aggregate", help="tables and report of a run directory from its files alone "
+                        "(no model needed: shards gathered elsewhere, a laptop)")
+    ag.add_argument("run_dir")
+    ag.add_argument("--config", help="the config to plan with (default: the run directory's config.toml)")
+    ag.add_argument("--html", action="store_true")
+    ag.set_defaults(fn=cmd_aggregate)
 
     rp = sub.add_parser("report", help="report.md / plots / html for one or more run directories (merged)")
     rp.add_argument("run_dirs", nargs="+")

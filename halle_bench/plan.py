@@ -22,7 +22,7 @@ from .data.utterance import Utterance
 from .errors import ConfigError, MissingModelError
 from .systems.base import System, build_system
 
-__all__ = ["Plan", "plan_run", "resolve_device"]
+__all__ = ["Plan", "RecordedScorer", "RecordedSystem", "plan_from_files", "plan_run", "resolve_device"]
 
 
 @dataclass
@@ -97,25 +97,11 @@ def plan_run(
     force: bool = False,
 ) -> Plan:
     """Everything that can be wrong with the config or manifest fails here, before work."""
-    from .data import apply_prompt_policy, assign_buckets, read_manifest
     from .metrics.base import build_scorer
 
     out = Path(out)
-    for mod in config.run.plugins:
-        try:
-            importlib.import_module(mod)
-        except Exception as e:
-            raise ConfigError(f"[run] plugins: cannot import {mod!r}: {type(e).__name__}: {e}", config.path,
-                              _line_of(config.text, "plugins")) from None
-    ds = config.dataset
-    utts = read_manifest(ds.manifest, ds.format)
-    if not utts:
-        raise ConfigError("the manifest has no utterances", ds.manifest)
-    lim = limit if limit is not None else ds.limit
-    if lim is not None:
-        utts = utts[:lim]
-    utts = assign_buckets(utts, ds.buckets)
-    utts = apply_prompt_policy(utts, ds.prompt, ds.prompt_seconds, out.resolve(), config.run.seed)
+    _import_plugins(config)
+    utts = _utterances(config, out, limit)
 
     sys_cfgs = list(config.systems)
     if systems:
@@ -154,6 +140,94 @@ def plan_run(
     spec = {"systems": systems, "metrics": metrics, "limit": limit, "device": device, "force": force}
     return Plan(config=config, out=out, utterances=utts, systems=built, scorers=scorers,
                 device=resolve_device(device or config.run.device), force=force, spec=spec)
+
+
+def _import_plugins(config: Config) -> None:
+    for mod in config.run.plugins:
+        try:
+            importlib.import_module(mod)
+        except Exception as e:
+            raise ConfigError(f"[run] plugins: cannot import {mod!r}: {type(e).__name__}: {e}", config.path,
+                              _line_of(config.text, "plugins")) from None
+
+
+def _utterances(config: Config, out: Path, limit: int | None) -> list[Utterance]:
+    """The manifest's utterances, limited, bucketed, with their prompts (cut into `out`)."""
+    from .data import apply_prompt_policy, assign_buckets, read_manifest
+
+    ds = config.dataset
+    utts = read_manifest(ds.manifest, ds.format)
+    if not utts:
+        raise ConfigError("the manifest has no utterances", ds.manifest)
+    lim = limit if limit is not None else ds.limit
+    if lim is not None:
+        utts = utts[:lim]
+    utts = assign_buckets(utts, ds.buckets)
+    return apply_prompt_policy(utts, ds.prompt, ds.prompt_seconds, out.resolve(), config.run.seed)
+
+
+@dataclass(frozen=True)
+class RecordedSystem:
+    """A system as the run directory knows it: name and kind, nothing loaded or built
+    (aggregation needs no more; its program, checkpoint or module may be absent)."""
+
+    name: str
+    kind: str
+    timed: bool = True
+
+
+@dataclass(frozen=True)
+class RecordedScorer:
+    """A scorer as env.json recorded it: its identity (name, version, settings, model
+    sha256) and which inputs its keys hash. Enough to recompute the key every current
+    score row must carry, and to read its settings, on a machine without its models."""
+
+    name: str
+    identity: dict[str, Any]
+    needs: frozenset = frozenset()
+    uses: frozenset = frozenset()
+
+    @property
+    def version(self) -> str:
+        return self.identity.get("version")
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.identity.get("settings") or {})
+
+
+def plan_from_files(out: str | Path, config: Config | None = None) -> Plan:
+    """The plan of an existing run directory from its files alone, for aggregating,
+    reporting and checking where the systems and scorer models are not installed.
+
+    Reads `<out>/config.toml` (or `config`) and `<out>/env.json` (the scorers'
+    identities and inputs, the --systems / --metrics / --limit of the run, written by
+    `provenance.prepare`); the manifest (and the audio it names, for the prompt cuts
+    and the hashes in the keys) must still be readable. Nothing is built or loaded."""
+    import json
+
+    from .config import load_config
+
+    out = Path(out)
+    try:
+        env = json.loads((out / "env.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"not a run directory (env.json unreadable: {e})", out) from None
+    if "scorer_inputs" not in env or "plan" not in env:
+        raise ConfigError("env.json was written by an older halle-bench (no scorer_inputs): run `halle-bench run` "
+                          "over it once where its models are installed", out / "env.json")
+    config = config or load_config(out / "config.toml")
+    _import_plugins(config)
+    spec = dict(env["plan"])
+    utts = _utterances(config, out, spec.get("limit"))
+    chosen = spec.get("systems")
+    systems = [RecordedSystem(s.name, str(s.table.get("kind"))) for s in config.systems
+               if not chosen or s.name in chosen]
+    scorers: dict[str, Any] = {}
+    for name, ident in env.get("scorers", {}).items():
+        io = env["scorer_inputs"].get(name, {})
+        scorers[name] = RecordedScorer(name, ident, frozenset(io.get("needs", ())), frozenset(io.get("uses", ())))
+    return Plan(config=config, out=out, utterances=utts, systems=systems, scorers=scorers,
+                device=str(env.get("device", "cpu")), spec=spec)
 
 
 def _metric_line(config: Config, name: str) -> int | None:

@@ -68,6 +68,12 @@ def env_dict(plan: Plan) -> dict:
         "utterance_seeds": "sha256(f'{seed}:{utt_id}')[:8] as int",
         "models": models,
         "scorers": {n: scorer_identity(s) for n, s in plan.scorers.items()},
+        # What else aggregation needs to recompute the score keys without the models
+        # (`plan.plan_from_files`): the inputs each scorer's key hashes, and the plan's
+        # subset of systems, metrics and utterances.
+        "scorer_inputs": {n: {"needs": sorted(getattr(s, "needs", ())), "uses": sorted(getattr(s, "uses", ()))}
+                          for n, s in plan.scorers.items()},
+        "plan": {k: plan.spec.get(k) for k in ("systems", "metrics", "limit")},
         "systems": {s.name: s.cache_key() for s in plan.systems},
         "manifest": str(plan.config.dataset.manifest),
         "n_utterances": len(plan.utterances),

@@ -57,7 +57,11 @@ class _AudioCache:
 def scorer_identity(scorer: Any) -> dict[str, Any]:
     """What identifies a scorer's results: name, version, settings and model sha256.
     Paths in settings are reduced to their last component (`store.portable`): the
-    model's content is in its sha256, its location must not invalidate a moved run."""
+    model's content is in its sha256, its location must not invalidate a moved run.
+    A scorer read back from env.json (`plan.RecordedScorer`) is its recorded identity."""
+    recorded = getattr(scorer, "identity", None)
+    if isinstance(recorded, dict):
+        return recorded
     return portable({
         "name": scorer.name,
         "version": scorer.version,
