@@ -241,6 +241,19 @@ def test_python_system_success_errors_and_determinism(tmp_path, py_module):
     assert r.ok and r.audio.shape == (3,) and r.sample_rate == 8000
 
 
+def test_python_module_beside_the_config_imports_without_path(tmp_path):
+    """No `path`: the module is imported from the config's folder (base_dir)."""
+    (tmp_path / "halle_test_beside_mod.py").write_text(PY_MODULE)
+    try:
+        s = build_system("py", {"kind": "python", "callable": "halle_test_beside_mod:tts"}, tmp_path)
+        (r,) = s.synthesize([req("a", seed=1)])
+        assert r.ok and len(r.audio) == 4000
+    finally:
+        sys.modules.pop("halle_test_beside_mod", None)
+    with pytest.raises(ConfigError, match="`path` folder not found"):
+        build_system("py", {"kind": "python", "callable": "json:dumps", "path": "nope"}, tmp_path)
+
+
 @pytest.mark.parametrize(
     "table, match",
     [
