@@ -1,7 +1,7 @@
 """Join the run's rows into `utterances.csv`, the per-bucket `leaderboard.csv` and `positional.csv`.
 
 Decisions (written down because they move numbers; the maths is in leaderboard.py and
-metric_registry.py):
+metric_registry.py, what each metric is in its declaration beside its scorer):
 - A failed generation (crash, timeout, no output, silence) stays `failed` and counts
   against the system: in the WER family it is all-deleted (its reference words,
   normalised with the run's WER normaliser, are deletions; `wer` 1.0), so `wer`,
@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from .exports import LEADERBOARD_COLUMNS, UTTERANCE_COLUMNS
-from .leaderboard import POSITIONAL_COLUMNS, leaderboard_rows, positional_rows
+from .exports import UTTERANCE_COLUMNS
+from .leaderboard import leaderboard_rows, positional_columns, positional_rows
+from .metric_registry import leaderboard_columns
 from .scoring import expected_keys
 from .store import read_latest
 
@@ -185,11 +186,11 @@ def aggregate(plan, keys: dict[tuple, str] | None = None) -> AggregateResult:
     lb = leaderboard_rows(rows, systems, plan.config.run.n_boot, plan.config.run.seed, lists)
     out = plan.out
     _write_csv(_ordered(rows, UTTERANCE_COLUMNS), out / "utterances.csv")
-    _write_csv(_ordered(lb, LEADERBOARD_COLUMNS), out / "leaderboard.csv")
+    _write_csv(_ordered(lb, leaderboard_columns()), out / "leaderboard.csv")
     window = float((plan.scorers.get("wer").settings() if "wer" in plan.scorers else {}).get("window_seconds", 30.0) or 30.0)
     pos = positional_rows(rows, lists, window)
     ppath = out / "positional.csv"  # always written (header only when no utterance is long)
-    _write_csv(_ordered(pos, POSITIONAL_COLUMNS), ppath)
+    _write_csv(_ordered(pos, positional_columns()), ppath)
     failures = [{"system": r["system"], "id": r["id"], "bucket": r["bucket"], "error": r["error"]}
                 for r in rows if r["status"] != "ok"]
     score_errors = [{"system": r["system"], "id": r["id"], "bucket": r["bucket"], "error": r["score_errors"]}

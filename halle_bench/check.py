@@ -1,38 +1,39 @@
 """`halle-bench check`: a regression gate of a candidate run against a committed baseline.
 
-For every (system, bucket) present on both sides:
+What is compared comes from the metric declarations (`metric_decl.Metric`), never from
+column names:
 
 - **failures**: a candidate `n_failed` above the baseline's by more than the tolerance
-  (`n_failed=K`, default 0) is a regression, with no significance test: a test that 2-8
-  utterances can never pass would let a bucket fail half its utterances.
-- **every baseline metric** with a direction (the metric registry, then the scorers'
-  `higher_is_better`) is compared. Tolerances (check_tolerance.py): given per metric,
-  else the registry's default: `ci` from the two leaderboards' CIs, or, without a CI,
-  from n (so WER is gated from the contract's columns alone); fixed absolute
-  tolerances for the window / rate metrics; quantiles and timing are `info` (shown in
-  a note, gated only with a `--tolerance`).
-- a metric that the baseline has for a cell and the candidate lacks (no column, or an
-  empty cell) is a regression (`missing`), never a silent pass.
-- **paired bootstrap** when both sides have per-utterance rows (the candidate run's
-  utterances.csv; for the baseline, `baseline_utterances` or the file beside the
-  baseline whose name has "utterances" for "leaderboard"): the utterances both sides
-  have for that metric (for the WER family failed ones too, with their all-deleted
-  values; otherwise successes on both sides) are resampled together (by utterance:
-  the paired difference already removes each speaker's level; the leaderboard's own
-  CIs are the ones clustered by speaker), seeded per cell, and the statistic
-  recomputed from the registry's sufficient statistics. The bootstrap standard error of the paired difference gives
-  a two-sided p from Student's t with n-1 df; p-values are Holm-adjusted over all
-  tested cells. Without per-utterance rows on one side, `ci_welch_p` from the two
-  CIs stands in where both have one.
-- verdict: `regressed` = worse beyond tolerance AND (significant, in the same
-  direction, when a test exists for that cell); `improved` likewise; `worse (n.s.)` /
-  `better (n.s.)`; otherwise `ok`.
-- **comparability** (check_compat.py): a different asr_model, normalizer, sim_model,
-  quality_model or scorer version raises CheckMismatchError (exit 2) naming the
-  difference, unless `allow_mismatch`; then the markdown says so.
+  (`n_failed=K`, default 0) is a regression, with no significance test.
+- **headline metrics** (WER, similarity, quality: `role="headline"`) are gated in every
+  (system, bucket) both sides have. **Diagnostics** (wer_macro, cer, sim_min, rtf,
+  pause_w1, ...) are gated only when a `--tolerance` or `--metrics` names them; the
+  others are listed as compared, not gated. An **alias** (dnsmos_ovrl = quality) is
+  never compared on its own. A target metric (duration_ratio: closer to 1 is better)
+  is gated through its deviation column. Undeclared columns are never gated.
+- `metrics` (`--metrics a,b`) restricts the comparison to those metrics, and the
+  comparability check to their scorers (n_failed is always compared).
+- a gated metric that the baseline has for a cell and the candidate lacks is a
+  regression (`missing`) with its reason: no such column (the scorer did not run), or
+  the candidate's own note for the cell ("pause_w1 not computed: no reference audio").
+- **large effects**: a metric's declared bound (`Metric.bound`; WER: doubling and at
+  least 5 points) fails in any bucket without a significance test, so that a truncated
+  bucket of 2 utterances fails.
+- **smaller moves** need both: worse beyond the tolerance (from the CIs, or from n) and
+  significant after Holm over the family = the gated metrics x buckets x systems (the
+  declared headline metrics by default, not every column). Paired bootstrap when both
+  sides have per-utterance rows (the candidate run's utterances.csv; for the baseline
+  `baseline_utterances` or the file beside it whose name has "utterances" for
+  "leaderboard"; resampled by utterance: the paired difference already removes each
+  speaker's level); without them `ci_welch_p` from the two CIs, or a z-test from counts.
+- **identical numbers, identical verdicts**: within a cell, a metric whose baseline and
+  candidate values, tolerance and bound equal those of a metric already compared (wer
+  and wer_macro in a one-utterance cell) takes that verdict and is tested once.
+- **comparability** (check_compat.py): another model, normaliser or scorer version of a
+  compared scorer raises CheckMismatchError (exit 2) unless `allow_mismatch`.
 
-Bad input (a missing file or column, no overlapping (system, bucket)) raises
-CheckInputError, which the CLI maps to exit code 2.
+Bad input (a missing file or column, no overlapping (system, bucket), an unknown metric)
+raises CheckInputError, which the CLI maps to exit code 2.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ from .cell_stats import cell_seed
 from .check_compat import mismatches as find_mismatches
 from .check_render import BAD, render_markdown
 from .check_stats import ci_welch_p, holm, paired_ratio_bootstrap
-from .check_tolerance import (CheckInputError, Tolerance, default_tolerance, higher_is_better, parse_tolerance,
-                              parse_tolerances, se_from_counts)
-from .exports import TEXT_COLUMNS, bucket_sort_key, read_table
-from .metric_registry import METRICS, sufficient, usable
+from .check_tolerance import (CheckInputError, Tolerance, default_tolerance, gated_name, higher_is_better,
+                              known_metrics, parse_tolerance, parse_tolerances, se_from_counts)
+from .exports import bucket_sort_key, read_table
+from .metric_decl import ALIAS, HEADLINE, Metric
+from .metric_registry import declared, metric_declarations, sufficient, usable
 
 
 class CheckMismatchError(CheckInputError):
@@ -80,6 +82,10 @@ class CheckRow:
     significant: bool | None = None  # None: no test for this cell
     test: str = ""  # "paired" | "ci" | "" (none)
     verdict: str = "ok"  # ok | regressed | missing | improved | worse (n.s.) | better (n.s.) | unchecked | info
+    reason: str = ""  # why a regression is one (bound, significance, missing: what is missing)
+    bound: str = ""  # the declared large-effect bound, in report units
+    bound_crossed: bool = False
+    same_as: str = ""  # compared once: the metric with the same numbers in this cell
 
     @property
     def worse_by(self) -> float:
@@ -174,9 +180,8 @@ def _half_width(row: pd.Series, metric: str) -> float:
     return (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else math.nan
 
 
-def _n_behind(row: pd.Series, metric: str) -> float:
+def _n_behind(row: pd.Series, m: Metric | None) -> float:
     """How many utterances a leaderboard value stands on (its count column, else n (- failed))."""
-    m = METRICS.get(metric)
     if m is not None and m.count_column and math.isfinite(_num(row.get(m.count_column))):
         return _num(row.get(m.count_column))
     n, f = _num(row.get("n")), _num(row.get("n_failed"))
@@ -185,25 +190,63 @@ def _n_behind(row: pd.Series, metric: str) -> float:
     return n - (f if math.isfinite(f) else 0.0)
 
 
-def _words_behind(row: pd.Series, metric: str) -> float:
-    """Reference words behind a WER-family value (`n_ref_words`; for wer_ok scaled to the successes)."""
-    w = _num(row.get("n_ref_words"))
-    if metric == "wer_ok" and math.isfinite(w):
-        a, b = _num(row.get("n_wer_ok")), _num(row.get("n_wer"))
+def _words_behind(row: pd.Series, m: Metric) -> float:
+    """Denominator units behind a ratio (`units_column`, e.g. reference words); for a metric
+    over successes only, scaled by its count over n."""
+    if not m.units_column:
+        return math.nan
+    w = _num(row.get(m.units_column))
+    if m.ok_only and math.isfinite(w):
+        a, b = _num(row.get(m.count_column)) if m.count_column else math.nan, _num(row.get("n"))
         w = w * a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
     return w
 
 
-def _gated_metrics(base: pd.DataFrame, tolerances: dict[str, Tolerance]) -> dict[str, Tolerance]:
-    """Every baseline column with a direction, with its tolerance (given, else the default)."""
-    gated: dict[str, Tolerance] = {}
-    for c in base.columns:
-        if c in TEXT_COLUMNS or c.endswith(("_ci_low", "_ci_high")) or c in ("n", "n_failed"):
+@dataclass
+class _Gate:
+    metric: Metric
+    tolerance: Tolerance
+    rel_base: str | None = None  # a target metric's own column: a relative tolerance is a share of it
+
+
+def _selection(metrics: list[str] | None) -> set[str] | None:
+    if not metrics:
+        return None
+    return {gated_name(name) for name in metrics}  # CheckInputError naming the known metrics
+
+
+def _gate_plan(bdf: pd.DataFrame, tol: dict[str, Tolerance], select: set[str] | None,
+               notes: list[str]) -> list[_Gate]:
+    """The metrics compared, in declaration order, with their tolerances (see the docstring)."""
+    by_gated = {gated_name(k): t for k, t in tol.items() if k != "n_failed"}
+    targets = {d.name: m.name for m in metric_declarations() if (d := m.deviation()) is not None}
+    plan, info, aliases = [], [], []
+    for m in metric_declarations():
+        if m.role == ALIAS:
+            if m.name in bdf.columns:
+                aliases.append(f"{m.name} (= {m.alias_of})")
             continue
-        if higher_is_better(c) is not None:
-            gated[c] = default_tolerance(c)
-    gated.update({m: t for m, t in tolerances.items() if m != "n_failed"})
-    return {m: t for m, t in gated.items() if t.kind != "off"}
+        if m.higher_is_better is None or (select is not None and m.name not in select) or m.name not in bdf.columns:
+            continue
+        if m.name in by_gated:
+            t = by_gated[m.name]
+        elif m.role == HEADLINE or select is not None:
+            t = default_tolerance(m)
+        else:
+            info.append(m.name)
+            continue
+        if t.kind == "off":
+            continue
+        if t.kind == "info":
+            info.append(m.name)
+            continue
+        plan.append(_Gate(m, t, targets.get(m.name)))
+    if info:
+        notes.append("compared, not gated (diagnostics; gate one with --tolerance METRIC=VALUE or --metrics): "
+                     + ", ".join(info))
+    if aliases:
+        notes.append("the same number as another metric, compared once under that name: " + ", ".join(aliases))
+    return plan
 
 
 # ----------------------------------------------------------------------------- check
@@ -211,12 +254,13 @@ def _gated_metrics(base: pd.DataFrame, tolerances: dict[str, Tolerance]) -> dict
 
 def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str, Tolerance] | None = None,
           baseline_utterances: Path | None = None, seed: int = 0, n_boot: int = 2000,
-          alpha: float = 0.05, allow_mismatch: bool = False) -> CheckResult:
-    """Compare a candidate run dir (or leaderboard.csv) with a baseline leaderboard CSV."""
+          alpha: float = 0.05, allow_mismatch: bool = False, metrics: list[str] | None = None) -> CheckResult:
+    """Compare a candidate run dir (or leaderboard.csv) with a baseline leaderboard CSV;
+    `metrics`: compare only these (declared names; n_failed always)."""
     tol = {m: (t if isinstance(t, Tolerance) else parse_tolerance(t, m)) for m, t in (tolerances or {}).items()}
     for m in tol:
-        if higher_is_better(m) is None:
-            raise CheckInputError(f"no known direction for metric {m!r}")
+        gated_name(m)  # CheckInputError for an unknown, alias or direction-less name
+    select = _selection(metrics)
     cand_lb, cand_utt = _resolve(Path(candidate), "candidate")
     base_lb, base_utt = _resolve(Path(baseline), "baseline")
     if baseline_utterances is not None:
@@ -225,8 +269,7 @@ def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str
             raise CheckInputError(f"baseline utterances not found: {base_utt}")
     cdf = _index(_read(cand_lb, "candidate", ["system", "bucket"]), cand_lb, "candidate")
     bdf = _index(_read(base_lb, "baseline", ["system", "bucket"]), base_lb, "baseline")
-    gated = _gated_metrics(bdf, tol)
-    missing_b = [m for m in tol if m not in bdf.columns and m != "n_failed"]
+    missing_b = [m for m in tol if m != "n_failed" and gated_name(m) not in bdf.columns]
     if missing_b:
         raise CheckInputError(f"baseline {base_lb} is missing columns for the tolerances given: {', '.join(missing_b)}")
     common = [k for k in bdf.index if k in cdf.index]
@@ -236,7 +279,11 @@ def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str
                     f"buckets {sorted(set(df.index.get_level_values(1)), key=bucket_sort_key)}")
         raise CheckInputError(f"no overlapping (system, bucket) between candidate ({desc(cdf)}) and "
                               f"baseline ({desc(bdf)})")
-    mism, notes = find_mismatches(bdf, cdf, common)
+    notes: list[str] = []
+    plan = _gate_plan(bdf, tol, select, notes)
+    scorers = {g.metric.scorer for g in plan} if select is not None else None
+    mism, cnotes = find_mismatches(bdf, cdf, common, scorers)
+    notes = cnotes + notes
     if mism and not allow_mismatch:
         raise CheckMismatchError("the runs are not comparable: " + "; ".join(mism)
                                  + " (pass --allow-mismatch to compare them anyway)")
@@ -253,44 +300,80 @@ def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str
     for (system, bucket) in common:
         b, c = bdf.loc[(system, bucket)], cdf.loc[(system, bucket)]
         rows += _failed_row(system, bucket, b, c, fail_tol, notes)
-        for metric, t in gated.items():
-            bv = _num(b.get(metric))
-            if not math.isfinite(bv):
-                continue  # e.g. no sim scorer for this system in the baseline: nothing to compare
-            cv = _num(c.get(metric)) if metric in cdf.columns else math.nan
-            hib = bool(higher_is_better(metric))
-            if not math.isfinite(cv):  # gone from the candidate: a regression, unless not gated (then a note)
-                verdict = "missing" if t.kind != "info" else "info"
-                rows.append(CheckRow(system, bucket, metric, bv, cv, math.nan, 0.0, str(t), hib, verdict=verdict))
-                continue
-            hb, hc = _half_width(b, metric), _half_width(c, metric)
-            se_n = se_from_counts(metric, bv, _n_behind(b, metric), _words_behind(b, metric), cv)
-            allowed, rule = t.allowed(bv, hb, hc, se_n)
-            row = CheckRow(system, bucket, metric, bv, cv, cv - bv, allowed, rule, hib)
-            if t.kind == "info":
-                row.verdict = "info"
+        seen: dict[tuple, CheckRow] = {}
+        for g in plan:
+            row = _compare(system, bucket, b, c, g, cdf, pairs, seed, n_boot, seen)
+            if row is not None:
                 rows.append(row)
-                continue
-            if pairs is not None:
-                _attach_test(row, pairs, seed, n_boot)
-            if row.p_value is None and math.isfinite(hb) and math.isfinite(hc) and hb + hc > 0:
-                row.p_value = ci_welch_p(row.delta, hb, _n_behind(b, metric), hc, _n_behind(c, metric))
-                row.paired_delta, row.test = row.delta, "ci"
-            if row.p_value is None and rule == "n" and se_n > 0:
-                row.p_value = math.erfc(abs(row.delta) / se_n / math.sqrt(2))  # z-test from counts
-                row.paired_delta, row.test = row.delta, "n"
-            rows.append(row)
-    testable = [r for r in rows if r.p_value is not None and math.isfinite(r.tolerance) and r.verdict == "ok"]
-    for r, p in zip(testable, holm([r.p_value for r in testable])):
+    family = [r for r in rows if r.p_value is not None and math.isfinite(r.tolerance) and r.verdict == "ok"
+              and not r.same_as]
+    for r, p in zip(family, holm([r.p_value for r in family])):
         r.p_adjusted = p
         r.significant = p < alpha and (r.paired_delta or 0.0) * r.delta > 0
+    by_key = {(r.system, r.bucket, r.metric): r for r in rows}
     for r in rows:
-        if r.verdict == "ok":
-            r.verdict = _verdict(r)
+        if r.verdict == "ok" and not r.same_as:
+            r.verdict, r.reason = _verdict(r)
+    for r in rows:
+        if r.same_as:
+            first = by_key[(r.system, r.bucket, r.same_as)]
+            r.verdict, r.p_adjusted, r.significant = first.verdict, first.p_adjusted, first.significant
+            r.reason = f"the same numbers as {r.same_as}" + (f": {first.reason}" if first.reason else "")
     rows += _breakdown(rows, bdf, cdf)
     md = render_markdown(rows, cand_lb if not Path(candidate).is_dir() else Path(candidate), base_lb,
-                         pairs is not None, notes, n_boot, seed, alpha, mism)
+                         pairs is not None, notes, n_boot, seed, alpha, mism, len(family))
     return CheckResult(rows, md, Path(candidate), Path(baseline), pairs is not None, notes, mism)
+
+
+def _missing_reason(m: Metric, c: pd.Series, cdf: pd.DataFrame) -> str:
+    if m.name not in cdf.columns:
+        return (f"the candidate has no `{m.name}` column ({m.why_missing or 'not scored'}); "
+                f"compare the rest with --metrics")
+    note = c.get("notes")
+    if isinstance(note, str):
+        for part in note.split("; "):
+            if part.startswith(m.name + " "):
+                return f"empty in the candidate: {part}"
+    return f"empty in the candidate ({m.why_missing or 'no value'})"
+
+
+def _compare(system: str, bucket: str, b: pd.Series, c: pd.Series, g: _Gate, cdf: pd.DataFrame, pairs,
+             seed: int, n_boot: int, seen: dict[tuple, CheckRow]) -> CheckRow | None:
+    m, t = g.metric, g.tolerance
+    bv = _num(b.get(m.name))
+    if not math.isfinite(bv):
+        return None  # e.g. no sim scorer for this system in the baseline: nothing to compare
+    cv = _num(c.get(m.name)) if m.name in cdf.columns else math.nan
+    hib = bool(m.higher_is_better)
+    bound = m.bound.describe(m.scale, m.unit) if m.bound else ""
+    if not math.isfinite(cv):  # gone from the candidate: a regression, and why
+        return CheckRow(system, bucket, m.name, bv, cv, math.nan, 0.0, str(t), hib, verdict="missing",
+                        reason=_missing_reason(m, c, cdf), bound=bound)
+    # Identical numbers, identical verdicts: compared once, under the first metric.
+    key = (hib, float(np.float32(bv)), float(np.float32(cv)), str(t), bound)
+    if key in seen:
+        first = seen[key]
+        return CheckRow(system, bucket, m.name, bv, cv, cv - bv, first.tolerance, first.tolerance_rule, hib,
+                        first.n_paired, first.paired_delta, first.p_value, test=first.test, bound=first.bound,
+                        bound_crossed=first.bound_crossed, same_as=first.metric)
+    hb, hc = _half_width(b, m.name), _half_width(c, m.name)
+    se_n = se_from_counts(m, bv, _n_behind(b, m), _words_behind(b, m), cv)
+    base_for_rel = _num(b.get(g.rel_base)) if g.rel_base and t.kind == "rel" else bv
+    allowed, rule = t.allowed(base_for_rel, hb, hc, se_n)
+    row = CheckRow(system, bucket, m.name, bv, cv, cv - bv, allowed, rule, hib, bound=bound)
+    # An explicit absolute / relative tolerance (`wer=0.5`) is the user's own bound; otherwise the declared one holds.
+    row.bound_crossed = bool(m.bound and (m.bound.crossed(bv, cv, hib) or m.bound.crossed(cv, bv, hib))
+                             and not (t.kind in ("abs", "rel") and abs(cv - bv) <= allowed + 1e-12))
+    if pairs is not None:
+        _attach_test(row, m, pairs, seed, n_boot)
+    if row.p_value is None and math.isfinite(hb) and math.isfinite(hc) and hb + hc > 0:
+        row.p_value = ci_welch_p(row.delta, hb, _n_behind(b, m), hc, _n_behind(c, m))
+        row.paired_delta, row.test = row.delta, "ci"
+    if row.p_value is None and rule == "n" and se_n > 0:
+        row.p_value = math.erfc(abs(row.delta) / se_n / math.sqrt(2))  # z-test from counts
+        row.paired_delta, row.test = row.delta, "n"
+    seen[key] = row
+    return row
 
 
 def _failed_row(system: str, bucket: str, b: pd.Series, c: pd.Series, t: Tolerance, notes: list[str]) -> list[CheckRow]:
@@ -308,29 +391,44 @@ def _failed_row(system: str, bucket: str, b: pd.Series, c: pd.Series, t: Toleran
     return [row]
 
 
-def _verdict(r: CheckRow) -> str:
+def _verdict(r: CheckRow) -> tuple[str, str]:
+    """(verdict, reason): a crossed bound decides alone; a smaller move beyond the
+    tolerance needs significance where a test exists."""
+    if r.bound_crossed:
+        if r.worse_by > 0:
+            return "regressed", f"beyond the large-effect bound ({r.bound}): fails without a significance test"
+        return "improved", f"beyond the large-effect bound ({r.bound})"
     if not math.isfinite(r.tolerance):
-        return "unchecked"
+        return "unchecked", ""
     if r.worse_by > r.tolerance + 1e-12:
-        return "regressed" if r.significant is not False else "worse (n.s.)"
+        if r.significant is None:
+            return "regressed", "worse than the tolerance (no significance test for this cell)"
+        if r.significant:
+            return "regressed", "worse than the tolerance and significant"
+        return "worse (n.s.)", ""
     if -r.worse_by > r.tolerance + 1e-12:
-        return "improved" if r.significant is not False else "better (n.s.)"
-    return "ok"
+        return ("improved" if r.significant is not False else "better (n.s.)"), ""
+    return "ok", ""
 
 
 def _breakdown(rows: list[CheckRow], bdf: pd.DataFrame, cdf: pd.DataFrame) -> list[CheckRow]:
-    """Where WER moved, the substitution / deletion / insertion rates as `info` rows."""
-    out = []
+    """Where a metric with a declared breakdown moved (any WER of the family), its
+    components (substitution / deletion / insertion rates) as `info` rows, once per cell."""
+    d = declared()
+    out, done = [], set()
     for r in rows:
-        if r.metric != "wer" or r.verdict not in ("regressed", "improved"):
+        m = d.get(r.metric)
+        if m is None or not m.breakdown or r.verdict not in ("regressed", "improved", "worse (n.s.)", "better (n.s.)"):
             continue
-        for m in ("sub_rate", "del_rate", "ins_rate"):
-            if m not in bdf.columns or m not in cdf.columns:
+        for name in m.breakdown:
+            if (r.system, r.bucket, name) in done or name not in bdf.columns or name not in cdf.columns:
                 continue
-            bv, cv = _num(bdf.loc[(r.system, r.bucket)].get(m)), _num(cdf.loc[(r.system, r.bucket)].get(m))
+            done.add((r.system, r.bucket, name))
+            bv, cv = _num(bdf.loc[(r.system, r.bucket)].get(name)), _num(cdf.loc[(r.system, r.bucket)].get(name))
             if math.isfinite(bv) and math.isfinite(cv):
-                out.append(CheckRow(r.system, r.bucket, m, bv, cv, cv - bv, math.nan, "breakdown", False,
-                                    verdict="info"))
+                hib = bool(d[name].higher_is_better) if name in d else False
+                out.append(CheckRow(r.system, r.bucket, name, bv, cv, cv - bv, math.nan, "breakdown", hib,
+                                    verdict="info", reason=f"breakdown of {r.metric}"))
     return out
 
 
@@ -367,17 +465,16 @@ def _side(df: pd.DataFrame, m, cols: list[str]) -> tuple[pd.DataFrame, np.ndarra
     return df[keep], sufficient(m, {c: v[keep] for c, v in data.items()})
 
 
-def _attach_test(row: CheckRow, pairs: _Pairs, seed: int, n_boot: int) -> None:
-    m = METRICS.get(row.metric)
-    if m is None or not m.mergeable or not set(m.source) <= pairs.cols:
+def _attach_test(row: CheckRow, m: Metric, pairs: _Pairs, seed: int, n_boot: int) -> None:
+    if not m.mergeable or not set(m.columns) <= pairs.cols:
         return
 
     def sel(df):
         d = df[df["system"] == row.system]
         return (d if row.bucket == "all" else d[d["bucket"] == row.bucket]).reset_index(drop=True)
 
-    b, sb = _side(sel(pairs.base), m, list(m.source))
-    c, sc = _side(sel(pairs.cand), m, list(m.source))
+    b, sb = _side(sel(pairs.base), m, list(m.columns))
+    c, sc = _side(sel(pairs.cand), m, list(m.columns))
     ib = {u: i for i, u in enumerate(b["id"])}
     both = [(ib[u], j) for j, u in enumerate(c["id"]) if u in ib]
     if len(both) < 2:
@@ -393,4 +490,4 @@ def _attach_test(row: CheckRow, pairs: _Pairs, seed: int, n_boot: int) -> None:
 
 
 __all__ = ["check", "CheckResult", "CheckRow", "CheckInputError", "CheckMismatchError", "Tolerance",
-           "parse_tolerance", "parse_tolerances", "higher_is_better"]
+           "parse_tolerance", "parse_tolerances", "higher_is_better", "known_metrics"]

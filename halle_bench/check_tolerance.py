@@ -16,8 +16,14 @@
   so many small cells do not add up to false alarms. A WER that triples fails even
   from the contract's columns alone.
 - `info`: shown, not gated (quantiles of a few utterances, timing).
-Defaults per metric come from the registry (`Metric.tolerance`); the failed count of
-a cell has its own rule (absolute, default 0: any new failure is a regression).
+Defaults per metric come from its declaration (`Metric.tolerance`); the failed count of
+a cell has its own rule (absolute, default 0: any new failure is a regression). A
+tolerance names a declared metric with a direction; for a target metric (closer to a
+reference is better, e.g. `duration_ratio`) it applies to the deviation from the
+target (`duration_ratio_dev`), and a relative one (`10%`) is a share of the baseline's
+own value of the metric (a speaking rate of 2.6 words/s: 0.26 words/s of deviation).
+An alias (`dnsmos_ovrl`, the same number as `quality`) is refused, naming the metric
+to give instead.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .metric_registry import METRICS, direction
+from .metric_decl import ALIAS, Metric
+from .metric_registry import declared, metric_declarations
 
 
 class CheckInputError(ConfigError):
@@ -43,7 +50,8 @@ class Tolerance:
 
     def allowed(self, baseline: float, hw_base: float, hw_cand: float, se_n: float = math.nan) -> tuple[float, str]:
         """(allowed worsening >= 0, the rule used); NaN when it cannot be derived.
-        `se_n`: the standard error of the difference from counts (`se_from_counts`)."""
+        `se_n`: the standard error of the difference from counts (`se_from_counts`);
+        `baseline`: the value a relative tolerance is a share of."""
         if self.kind == "abs":
             return self.value, str(self)
         if self.kind == "rel":
@@ -62,16 +70,15 @@ class Tolerance:
 DISPERSION = 2.0  # variance / mean of error counts: errors cluster within utterances
 
 
-def se_from_counts(metric: str, baseline: float, n: float, words: float, candidate: float = math.nan) -> float:
-    """Standard error of (candidate - baseline) of `metric` from counts alone (see the
+def se_from_counts(m: Metric | None, baseline: float, n: float, words: float, candidate: float = math.nan) -> float:
+    """Standard error of (candidate - baseline) of a metric from counts alone (see the
     docstring). Counts use the pooled rate of both sides (as a two-proportion test does):
     a baseline that happened to have no loop in 30 utterances says little about the rate."""
-    m = METRICS.get(metric)
-    if not (math.isfinite(n) and n >= 1 and math.isfinite(baseline)) or m is None:
+    if not (math.isfinite(n) and n >= 1 and math.isfinite(baseline)) or m is None or m.kind == "custom":
         return math.nan
     if math.isfinite(candidate) and m.kind in ("ratio", "rate"):
         baseline = (baseline + candidate) / 2
-    if m.kind == "ratio" and m.scorer == "wer" and math.isfinite(words) and words > 0:
+    if m.kind == "ratio" and m.units_column and math.isfinite(words) and words > 0:
         w = words  # CER too: a word error brings several character errors, so count in words
         return math.sqrt(2.0 * DISPERSION * max(baseline * w, 3.0)) / w
     if m.kind == "rate":
@@ -81,15 +88,8 @@ def se_from_counts(metric: str, baseline: float, n: float, words: float, candida
     return sd * math.sqrt(2.0 / n)
 
 
-def default_tolerance(metric: str) -> Tolerance:
-    from .metric_registry import SPECIAL_TOLERANCES, UNDECLARED_TOLERANCE
-
-    m = METRICS.get(metric)
-    if metric in SPECIAL_TOLERANCES:
-        return default_from(SPECIAL_TOLERANCES[metric], metric)
-    if m is None:  # a scorer's own directional column that the registry does not declare
-        return parse_tolerance(UNDECLARED_TOLERANCE, metric)
-    return default_from(m.tolerance, metric)
+def default_tolerance(m: Metric) -> Tolerance:
+    return default_from(m.tolerance, m.name)
 
 
 def default_from(text: str, metric: str) -> Tolerance:
@@ -113,9 +113,30 @@ def parse_tolerance(text: str, metric: str = "") -> Tolerance:
 
 
 def known_metrics() -> list[str]:
-    from .metric_registry import SPECIAL_DIRECTIONS
+    """Names a tolerance or `--metrics` may give: declared metrics with a direction
+    (target metrics by their own name), and n_failed."""
+    out = [m.name for m in metric_declarations()
+           if m.role != ALIAS and m.direction != "none" and not m.name.endswith("_dev")]
+    return sorted(out + ["n_failed"])
 
-    return sorted([m for m in METRICS if METRICS[m].higher_is_better is not None] + list(SPECIAL_DIRECTIONS))
+
+def gated_name(metric: str) -> str:
+    """The leaderboard column the gate compares for a metric name: a target metric's
+    deviation column; CheckInputError for an undeclared, direction-less or alias name."""
+    if metric == "n_failed":
+        return metric
+    d = declared()
+    m = d.get(metric)
+    if m is None:
+        raise CheckInputError(f"no declared metric {metric!r} (known: {', '.join(known_metrics())})")
+    if m.role == ALIAS:
+        raise CheckInputError(f"{metric!r} is the same number as {m.alias_of!r} and is compared once, as "
+                              f"{m.alias_of!r}: name that one")
+    if m.direction == "target":
+        return f"{metric}_dev"
+    if m.higher_is_better is None:
+        raise CheckInputError(f"no known direction for metric {metric!r} (known: {', '.join(known_metrics())})")
+    return metric
 
 
 def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
@@ -126,32 +147,21 @@ def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
         metric = metric.strip()
         if not sep or not metric or not value.strip():
             raise CheckInputError(f"bad --tolerance {item!r}: expected METRIC=VALUE, e.g. wer=0.01 or wer=5%")
-        if higher_is_better(metric) is None:
-            raise CheckInputError(f"bad --tolerance {item!r}: no known direction for metric {metric!r} "
-                                  f"(known: {', '.join(known_metrics())})")
+        try:
+            gated_name(metric)
+        except CheckInputError as e:
+            raise CheckInputError(f"bad --tolerance {item!r}: {e}") from None
         out[metric] = parse_tolerance(value, metric)
     return out
 
 
-def _scorer_directions() -> dict[str, bool]:
-    """`higher_is_better` metadata of every registered scorer, for columns that the
-    registry does not declare (a plugin scorer's own outputs)."""
-    from .metrics.base import _REGISTRY, _load_builtin
-
-    _load_builtin()
-    out: dict[str, bool] = {}
-    for factory in _REGISTRY.values():
-        out.update(getattr(factory, "higher_is_better", {}) or {})
-    return out
-
-
 def higher_is_better(metric: str) -> bool | None:
-    """Direction of a leaderboard column (registry first, then the scorers' metadata)."""
-    d = direction(metric)
-    if d is not None or metric in METRICS:
-        return d
-    return _scorer_directions().get(metric)
+    """Direction of a declared leaderboard column (None: undeclared or without direction)."""
+    if metric == "n_failed":
+        return False
+    m = declared().get(metric)
+    return None if m is None else m.higher_is_better
 
 
 __all__ = ["CheckInputError", "Tolerance", "parse_tolerance", "parse_tolerances", "default_tolerance", "se_from_counts",
-           "higher_is_better", "known_metrics"]
+           "higher_is_better", "known_metrics", "gated_name"]

@@ -10,7 +10,8 @@ Exports (written by `write_exports` into `<report dir>/exports/`):
   buckets as strings, counts as numbers) for pandas / polars / DuckDB users.
 - `summary.json`: `{"format": "halle-bench-summary", "version": 1, "runs": [...],
   "columns": [...], "leaderboard": [records in column order], "headline": {system:
-  {metric: value} for the "all" bucket}}`; NaN is written as null (strict JSON).
+  {n, n_failed and each declared headline metric with its CI, for the "all" bucket}}}`;
+  NaN is written as null (strict JSON).
 
 Rows are ordered by system (first appearance, i.e. config order), then bucket by its
 numeric lower edge ("<3" first, "all" last), then utterance id. Floats in CSV keep 6
@@ -27,11 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .metric_registry import PROVENANCE_COLUMNS, leaderboard_columns
+from .metric_registry import headline_metrics, leaderboard_columns, provenance_columns
 
-# The leaderboard contract (architecture.md), from the metric registry: ids and counts,
-# then each metric with its CI columns, counts, provenance, notes.
-LEADERBOARD_COLUMNS = leaderboard_columns()
+# The leaderboard contract (architecture.md) comes from the metric declarations: ids and
+# counts, then each metric with its CI columns, counts, provenance, notes
+# (`leaderboard_columns()`, read when a table is written, so plugins' metrics are in it).
 UTTERANCE_COLUMNS = [
     "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error", "score_errors",
     "input_notes", "wer", "ref_norm", "hyp_norm", "sim", "sim_min", "sim_last", "sim_ref", "sim_ref_min",
@@ -40,10 +41,32 @@ UTTERANCE_COLUMNS = [
     "scorer_versions",
 ]
 # Columns that identify a row, name a model or hold text: never averaged, compared or plotted.
-TEXT_COLUMNS = {"system", "bucket", "id", "run", "status", "error", "score_errors", "input_notes", "generation_notes",
-                "ref_norm",
-                "hyp_norm", "speaker", "duration_source", "notes", *PROVENANCE_COLUMNS}
-HEADLINE = ["n", "n_failed", "wer", "wer_ci_low", "wer_ci_high", "wer_ok", "sim", "sim_ref", "quality", "rtf"]
+_TEXT = {"system", "bucket", "id", "run", "status", "error", "score_errors", "input_notes", "generation_notes",
+         "ref_norm", "hyp_norm", "speaker", "duration_source", "notes"}
+
+
+def text_columns() -> set[str]:
+    return _TEXT | set(provenance_columns())
+
+
+def headline_columns() -> list[str]:
+    cols = ["n", "n_failed"]
+    for m in headline_metrics():
+        cols += [m.name, *(m.ci_columns or ())]
+    return cols
+
+
+def __getattr__(name: str):
+    # Back-compatibility: snapshots of the declaration-derived lists.
+    if name == "LEADERBOARD_COLUMNS":
+        return leaderboard_columns()
+    if name == "TEXT_COLUMNS":
+        return text_columns()
+    if name == "HEADLINE":
+        return headline_columns()
+    raise AttributeError(name)
+
+
 FLOAT_FORMAT = "%.6g"
 
 
@@ -118,7 +141,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def export_leaderboard_csv(lb: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    order_columns(order_rows(lb), LEADERBOARD_COLUMNS).to_csv(path, index=False, float_format=FLOAT_FORMAT)
+    order_columns(order_rows(lb), leaderboard_columns()).to_csv(path, index=False, float_format=FLOAT_FORMAT)
     return path
 
 
@@ -149,12 +172,13 @@ def _clean(v: Any) -> Any:
 
 def summary(lb: pd.DataFrame, runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON summary as a dict (see the module docstring)."""
-    df = order_columns(order_rows(lb), LEADERBOARD_COLUMNS)
+    df = order_columns(order_rows(lb), leaderboard_columns())
+    head = headline_columns()
     records = [{c: _clean(v) for c, v in row.items()} for row in df.to_dict(orient="records")]
     headline: dict[str, dict[str, Any]] = {}
     for r in records:
         if r["bucket"] == "all":
-            headline[r["system"]] = {k: r.get(k) for k in HEADLINE}
+            headline[r["system"]] = {k: r.get(k) for k in head}
     return {"format": "halle-bench-summary", "version": 1, "runs": runs or [], "columns": list(df.columns),
             "leaderboard": records, "headline": headline}
 

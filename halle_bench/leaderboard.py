@@ -1,12 +1,13 @@
 """The leaderboard and the positional table from per-utterance rows, as pure functions.
 
-Every metric column comes from `metric_registry.METRICS`: its rows (failed
-generations included for the WER family, where they carry all-deleted values;
-successes only otherwise), its value from summed sufficient statistics, its count
-column and its CI (clustered by speaker, per-cell seed, none under 5 utterances).
-Numeric per-utterance scalars that no entry declares are averaged over successes
-into a column of the same name (booleans become rates), so an unknown scorer's
-columns still reach the leaderboard.
+Every metric column comes from a declaration (`metric_registry.metric_declarations()`):
+its rows (failed generations included for the WER family, where they carry all-deleted
+values; successes only otherwise), its value from summed sufficient statistics or its
+own `compute` (pause lengths), its count column and its CI (clustered by speaker,
+per-cell seed, none under 5 utterances). A value that cannot be computed says why in
+`notes`. Numeric per-utterance scalars that no declaration claims are averaged over
+successes into a column of the same name (booleans become rates): they stay in the
+CSV, and nothing shows, plots or gates them.
 """
 
 from __future__ import annotations
@@ -17,26 +18,17 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .cell_stats import MIN_CI_N, cell_seed, percentile_ci
-from .metric_registry import METRICS, PROVENANCE_COLUMNS, source_columns, sufficient, usable, weighted_value
+from .metric_registry import (as_float, claimed_columns, metric_declarations, provenance_columns, source_columns,
+                              sufficient, usable, weighted_value)
 
-# Per-utterance columns that are identities, texts or timing, never averaged generically.
-_NOT_AVERAGED = {"duration", "audio_seconds", "wall_seconds", "rtf", "startup_seconds", "timed", "hits",
-                 "n_ref_chars", "char_errors", "subs", "dels", "ins", "n_ref_words", "wer", "cer"}
+# The runner's per-utterance columns: identities, texts and timing, never averaged generically.
+_RUNNER_COLUMNS = {"duration", "audio_seconds", "wall_seconds", "startup_seconds", "timed"}
 
 
 def bucket_sort_key(label: Any) -> tuple[int, float, str]:
     from .exports import bucket_sort_key as key
 
     return key(label)
-
-
-def as_float(v: Any) -> float:
-    if v is None or isinstance(v, str):
-        return math.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def columns(rows: Sequence[dict[str, Any]], names: Iterable[str], present: set[str] | None = None) -> dict[str, np.ndarray]:
@@ -53,23 +45,32 @@ def _seconds(rows, col) -> float:
 
 
 def cell_values(sel: Sequence[dict[str, Any]], system: str, bucket: str, n_boot: int, seed: int,
-                notes: list[str], present: set[str] | None = None) -> dict[str, Any]:
-    """Every registry metric of one (system, bucket) cell, with counts and CIs; `present`:
+                notes: list[str], present: set[str] | None = None,
+                lists: dict[tuple, dict[str, Any]] | None = None,
+                system_rows: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every declared metric of one (system, bucket) cell, with counts and CIs; `present`:
     the columns the run has anywhere (a cell where all failed still gets `n_sim` 0)."""
     ok = np.array([r.get("status") == "ok" for r in sel], dtype=bool)
     data = columns(sel, source_columns(), present)
     speakers = [r.get("speaker") for r in sel]
     out: dict[str, Any] = {}
     short_ci = []
-    for m in METRICS.values():
+    for m in metric_declarations():
+        if m.kind == "custom":
+            v, n_used, why = m.compute(list(sel), lists or {}, list(system_rows if system_rows is not None else sel))
+            if math.isfinite(v):
+                out[m.name] = float(v)
+            elif why:
+                notes.append(f"{m.name} {why}")
+            continue
         mask = usable(m, data, ok)
         n_used = int(mask.sum())
         if m.count_column and (m.count_column not in out or m.name == m.count_column.removeprefix("n_")):
-            if any(c in data for c in m.source):
+            if any(c in data for c in m.columns):
                 out[m.count_column] = n_used
         if n_used == 0:
             continue
-        suff = sufficient(m, {c: data[c][mask] for c in m.source})
+        suff = sufficient(m, {c: data[c][mask] for c in m.columns})
         out[m.name] = float(weighted_value(m, suff, np.ones(n_used)))
         if m.ci_columns:
             spk = [s for s, k in zip(speakers, mask) if k]
@@ -87,17 +88,17 @@ def leaderboard_rows(rows: list[dict[str, Any]], systems: Sequence[tuple[str, st
                      lists: dict[tuple, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per (system, bucket) plus bucket "all"; `systems` = [(name, kind)] in order."""
     lists = lists or {}
-    gt_names = {name for name, kind in systems if kind == "ground-truth"}
     buckets = sorted({str(r["bucket"]) for r in rows if r.get("bucket") is not None}, key=bucket_sort_key) + ["all"]
-    declared = source_columns() | set(METRICS)
+    decls = metric_declarations()
+    claimed = claimed_columns() | _RUNNER_COLUMNS | set(provenance_columns())
+    units = list(dict.fromkeys(m.units_column for m in decls if m.units_column))
     present = {k for r in rows for k, v in r.items() if v is not None}
-    extra_keys = sorted({k for r in rows for k, v in r.items() if k not in declared and k not in _NOT_AVERAGED
+    extra_keys = sorted({k for r in rows for k, v in r.items() if k not in claimed
                          and isinstance(v, (int, float, bool)) and not isinstance(v, str)} - _id_columns())
+    flagged = [m for m in decls if m.flag_note and m.columns]
     out = []
     for name, _kind in systems:
         mine_all = [r for r in rows if r["system"] == name]
-        startup = [as_float(r.get("startup_seconds")) for r in mine_all]
-        startup = [x for x in startup if math.isfinite(x)]
         for b in buckets:
             sel = [r for r in mine_all if b == "all" or str(r["bucket"]) == b]
             if not sel:
@@ -107,13 +108,12 @@ def leaderboard_rows(rows: list[dict[str, Any]], systems: Sequence[tuple[str, st
             lb: dict[str, Any] = {"system": name, "bucket": b, "n": len(sel), "n_failed": len(sel) - len(ok),
                                   "n_score_errors": sum(1 for r in sel if r.get("score_errors")),
                                   "audio_seconds": _seconds(ok, "audio_seconds")}
-            lb.update(cell_values(sel, name, b, n_boot, seed, notes, present))
-            words = [as_float(r.get("n_ref_words")) for r in sel]
-            if any(math.isfinite(w) for w in words):
-                lb["n_ref_words"] = float(sum(w for w in words if math.isfinite(w)))
-            if startup:
-                lb["startup_seconds"] = max(startup)
-            for col in PROVENANCE_COLUMNS:
+            lb.update(cell_values(sel, name, b, n_boot, seed, notes, present, lists, mine_all))
+            for u in units:  # the denominators behind ratio metrics (reference words), summed
+                vals = [as_float(r.get(u)) for r in sel]
+                if any(math.isfinite(w) for w in vals):
+                    lb[u] = float(sum(w for w in vals if math.isfinite(w)))
+            for col in provenance_columns():
                 vals = list(dict.fromkeys(str(r[col]) for r in sel if r.get(col) not in (None, "")
                                           and not (isinstance(r.get(col), float) and math.isnan(r[col]))))
                 if vals:
@@ -123,14 +123,14 @@ def leaderboard_rows(rows: list[dict[str, Any]], systems: Sequence[tuple[str, st
                 vals = [v for v in vals if math.isfinite(v)]
                 if vals:
                     lb[k] = float(np.mean(vals))
-            pw = _pause_w1(rows, lists, ok, gt_names, b)
-            if pw is not None:
-                lb["pause_w1"] = pw
-            clipped = sum(1 for r in ok if as_float(r.get("clip_fraction")) > 0)
-            if clipped:
-                notes.append(f"{clipped} utterance(s) with samples at full scale (clip_fraction > 0)")
-            if lb["n_failed"] and "wer" in lb:
-                notes.append(f"{lb['n_failed']} failed generation(s) counted as all-deleted in the WER family")
+            for m in flagged:  # e.g. clipping: how many utterances have a non-zero value
+                k = sum(1 for r in ok if as_float(r.get(m.columns[0])) > 0)
+                if k:
+                    notes.append(m.flag_note.format(k=k))
+            counted = [m for m in decls if m.counts_failures and m.count_column and m.name in lb]
+            if lb["n_failed"] and counted:
+                notes.append(f"{lb['n_failed']} failed generation(s) counted as all-deleted in {counted[0].name} "
+                             f"and the metrics counted over n_{counted[0].name}")
             if notes:
                 lb["notes"] = "; ".join(notes)
             out.append(lb)
@@ -143,71 +143,73 @@ def _id_columns() -> set[str]:
             "ref_norm", "hyp_norm", "run"}
 
 
-def _pause_w1(rows, lists, ok, gt_names, b) -> float | None:
-    """Wasserstein-1 distance between this cell's pause lengths and the ground truth's."""
-    if not gt_names or not any("pauses" in lists.get((r["system"], r["id"]), {}) for r in ok):
-        return None
-    gt = [p for r in rows if r["system"] in gt_names and r.get("status") == "ok" and (b == "all" or str(r["bucket"]) == b)
-          for p in lists.get((r["system"], r["id"]), {}).get("pauses", [])]
-    mine = [p for r in ok for p in lists.get((r["system"], r["id"]), {}).get("pauses", [])]
-    if not (gt and mine):
-        return None
-    from scipy.stats import wasserstein_distance
+def positional_metrics():
+    """Declarations with a by-position series (`Metric.positional`)."""
+    return [m for m in metric_declarations() if m.positional]
 
-    return float(wasserstein_distance(mine, gt))
+
+def positional_columns() -> list[str]:
+    """positional.csv's columns: per declared positional metric, a ratio's summed
+    numerator / denominator (`<name>_num`, `<name>_den`) or a mean, and `n_<name>`
+    (the utterances behind the slice)."""
+    cols = ["system", "bucket", "window", "start_seconds"]
+    for m in positional_metrics():
+        cols += ([f"{m.name}_num", f"{m.name}_den"] if len(m.positional) == 2 else []) + [m.name, f"n_{m.name}"]
+    return cols
 
 
 def positional_rows(rows: list[dict[str, Any]], lists: dict[tuple, dict[str, Any]],
                     window_seconds: float = 30.0) -> list[dict[str, Any]]:
-    """By position within long utterances (two slices or more), per (system, bucket):
-    WER per 30 s of the reference (errors / words summed), and the mean window similarity
-    and quality per 30 s of the generated audio (`pos_sim`, `pos_quality`), over
-    successful generations, with the number of utterances behind each value."""
+    """By position within long utterances (two slices or more), per (system, bucket), for
+    each declared positional metric: a ratio per slice from summed numerators and
+    denominators (WER per 30 s of the reference), or the mean per slice (window similarity
+    and quality per 30 s of the generated audio), over successful generations, with the
+    number of utterances behind each value."""
+    decls = positional_metrics()
     acc: dict[tuple, dict[int, dict[str, float]]] = {}
     for r in rows:
         if r.get("status") != "ok":
             continue
         extra = lists.get((r["system"], r["id"]), {})
-        pe, pw = extra.get("pos_errors"), extra.get("pos_words")
-        series = {}
-        if isinstance(pe, list) and isinstance(pw, list) and len(pe) == len(pw) and len(pe) >= 2:
-            series["wer"] = list(zip(pe, pw))
-        for key, col in (("pos_sim", "sim"), ("pos_quality", "quality")):
-            v = extra.get(key)
-            if isinstance(v, list) and len(v) >= 2:
-                series[col] = v
+        series: dict[str, list] = {}
+        for m in decls:
+            vals = [extra.get(c) for c in m.positional]
+            if not all(isinstance(v, list) for v in vals) or len({len(v) for v in vals}) != 1 or len(vals[0]) < 2:
+                continue
+            series[m.name] = list(zip(*vals))
         if not series:
             continue
         for b in (str(r["bucket"]), "all"):
             cell = acc.setdefault((r["system"], b), {})
-            for col, vals in series.items():
+            for name, vals in series.items():
                 for i, v in enumerate(vals):
+                    if not all(math.isfinite(as_float(x)) for x in v):
+                        continue
                     c = cell.setdefault(i, {})
-                    if col == "wer":
-                        c["errors"] = c.get("errors", 0.0) + float(v[0])
-                        c["words"] = c.get("words", 0.0) + float(v[1])
-                        c["n_utterances"] = c.get("n_utterances", 0) + 1
-                    elif v is not None and math.isfinite(as_float(v)):
-                        c[f"{col}_sum"] = c.get(f"{col}_sum", 0.0) + float(v)
-                        c[f"n_{col}"] = c.get(f"n_{col}", 0) + 1
+                    c[f"{name}_num"] = c.get(f"{name}_num", 0.0) + float(v[0])
+                    c[f"{name}_den"] = c.get(f"{name}_den", 0.0) + (float(v[1]) if len(v) == 2 else 1.0)
+                    c[f"n_{name}"] = c.get(f"n_{name}", 0) + 1
     order = {s: i for i, s in enumerate(dict.fromkeys(r["system"] for r in rows))}
     out = []
     for (system, b), cell in sorted(acc.items(), key=lambda kv: (order[kv[0][0]], bucket_sort_key(kv[0][1]))):
         for i in sorted(cell):
             c = cell[i]
-            row = {"system": system, "bucket": b, "window": i, "start_seconds": i * window_seconds,
-                   "errors": c.get("errors", math.nan), "words": c.get("words", math.nan),
-                   "n_utterances": c.get("n_utterances", 0),
-                   "wer": c["errors"] / c["words"] if c.get("words") else math.nan}
-            for col in ("sim", "quality"):
-                n = c.get(f"n_{col}", 0)
-                row[col] = c[f"{col}_sum"] / n if n else math.nan
-                row[f"n_{col}"] = n
+            row: dict[str, Any] = {"system": system, "bucket": b, "window": i, "start_seconds": i * window_seconds}
+            for m in decls:
+                num, den = c.get(f"{m.name}_num", math.nan), c.get(f"{m.name}_den", 0.0)
+                if len(m.positional) == 2:
+                    row[f"{m.name}_num"], row[f"{m.name}_den"] = num, (den if den else math.nan)
+                row[m.name] = num / den if den else math.nan
+                row[f"n_{m.name}"] = c.get(f"n_{m.name}", 0)
             out.append(row)
     return out
 
 
-POSITIONAL_COLUMNS = ["system", "bucket", "window", "start_seconds", "errors", "words", "n_utterances", "wer",
-                      "sim", "n_sim", "quality", "n_quality"]
+def __getattr__(name: str):
+    if name == "POSITIONAL_COLUMNS":  # back-compatibility: a snapshot of positional_columns()
+        return positional_columns()
+    raise AttributeError(name)
 
-__all__ = ["leaderboard_rows", "positional_rows", "cell_values", "columns", "POSITIONAL_COLUMNS"]
+
+__all__ = ["leaderboard_rows", "positional_rows", "positional_columns", "positional_metrics", "cell_values",
+           "columns"]

@@ -99,13 +99,14 @@ class Metric:
     label: str = ""  # axis / table label
     short: str = ""  # narrow column header (console)
     show: bool = True  # in the report's full table when the run has it
-    plot: str | None = None  # "line" (with a CI band) | "points" (error bars): a per-bucket figure
+    plot: str | None = None  # "line" (CI band) | "points" (error bars): per bucket; "vs_length": a ratio per utterance
     positional: tuple[str, ...] = ()  # list columns by position: (values,) or (numerators, denominators)
     tolerance: str = "ci"  # gate default: "ci", "n", an absolute number, "5%", or "info"
     bound: Bound | None = None
     sd_prior: float | None = None  # per-utterance sd for a tolerance from n (None: the value itself, WER-like)
     breakdown: tuple[str, ...] = ()  # metrics shown beside this one in the diff when it moves
     compute: Compute | None = field(default=None, compare=False)  # kind custom
+    flag_note: str = ""  # a leaderboard note when k utterances have a non-zero value ("{k} clipped")
     why_missing: str = ""  # what an empty cell means (named by check when the candidate lacks it)
     deviation_from: float | str | None = None  # set by deviation(): the per-utterance value is |x - this|
 

@@ -145,9 +145,9 @@ def leaderboard(udf: pd.DataFrame, systems, seed: int, n_boot: int) -> pd.DataFr
 
 
 def positional(udf: pd.DataFrame, lists: dict) -> pd.DataFrame:
-    from halle_bench.leaderboard import POSITIONAL_COLUMNS, positional_rows
+    from halle_bench.leaderboard import positional_columns, positional_rows
 
-    return pd.DataFrame(positional_rows(udf.to_dict(orient="records"), lists), columns=POSITIONAL_COLUMNS)
+    return pd.DataFrame(positional_rows(udf.to_dict(orient="records"), lists), columns=positional_columns())
 
 
 def _tone(seconds: float, f0: float, sr: int = 16000) -> np.ndarray:

@@ -7,8 +7,31 @@ import pytest
 from runfixtures import make_run
 
 from halle_bench.report import load_runs, merge_leaderboards, merge_positional, merge_utterances
-from halle_bench.plots import (plot_rtf_vs_length, plot_sim_quality, plot_wer_by_bucket, plot_wer_by_position,
-                               save_plots)
+from halle_bench.metric_registry import get_metric
+from halle_bench.plots import (plot_line_by_bucket, plot_means_by_position, plot_points_by_bucket,
+                               plot_ratio_by_position, plot_ratio_vs_length, save_plots)
+
+WER, SIM, QUALITY, RTF = (get_metric(n) for n in ("wer", "sim", "quality", "rtf"))
+
+
+def plot_wer_by_bucket(lb):
+    return plot_line_by_bucket(lb, WER)
+
+
+def plot_sim_quality(lb):
+    return plot_points_by_bucket(lb, [SIM, QUALITY])
+
+
+def plot_rtf_vs_length(utt):
+    return plot_ratio_vs_length(utt, RTF)
+
+
+def plot_wer_by_position(pos):
+    return plot_ratio_by_position(pos, WER)
+
+
+def plot_sim_quality_by_position(pos):
+    return plot_means_by_position(pos, [SIM, QUALITY])
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +56,8 @@ def test_wer_by_bucket_plots_the_leaderboard(tables):
 def test_sim_quality_panels(tables):
     lb, _, _ = tables
     fig = plot_sim_quality(lb)
-    assert [a.get_title() for a in fig.axes] == ["speaker similarity (resemblyzer)", "quality (dnsmos)"]
+    assert [a.get_title() for a in fig.axes] == ["speaker similarity (vs prompt) (resemblyzer)",
+                                                 "predicted quality (MOS) (dnsmos)"]
     assert plot_sim_quality(lb.drop(columns=["sim", "quality"])) is None
 
 
@@ -75,8 +99,6 @@ def test_save_plots_png_and_deterministic(tables, tmp_path):
 
 
 def test_similarity_by_position_is_plotted(tables):
-    from halle_bench.plots import plot_sim_quality_by_position
-
     _, _, pos = tables
     fig = plot_sim_quality_by_position(pos)
     assert [a.get_title() for a in fig.axes] == ["30-60 s", "60-90 s"]  # sim only: the fixture has no pos_quality
@@ -85,3 +107,13 @@ def test_similarity_by_position_is_plotted(tables):
     np.testing.assert_allclose(ln.get_ydata(), want.sim)
     assert ln.get_ydata()[-1] < ln.get_ydata()[0]  # the fixture's valle drifts away from the voice
     assert plot_sim_quality_by_position(pos.drop(columns=["sim"])) is None
+
+
+def test_legends_sit_outside_the_axes(tables):
+    """The WER plot's legend hid a point: every legend is now anchored right of its axes."""
+    lb, _, pos = tables
+    for fig in (plot_wer_by_bucket(lb), plot_sim_quality(lb), plot_wer_by_position(pos)):
+        for ax in fig.axes:
+            leg = ax.get_legend()
+            if leg is not None:
+                assert leg.get_bbox_to_anchor().x0 >= ax.bbox.x1 - 1  # anchored at the axes' right edge

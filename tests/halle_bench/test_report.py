@@ -94,7 +94,7 @@ def test_positional_table_long_utterances_only(run):
     e = sum(v["pos_errors"][2] for v in cell)
     w = sum(v["pos_words"][2] for v in cell)
     got = pos[(pos.system == "halle") & (pos.bucket == "60-90") & (pos.window == 2)].iloc[0]
-    assert got.wer == pytest.approx(e / w, rel=1e-5) and got.start_seconds == 60.0 and got.n_utterances == 8
+    assert got.wer == pytest.approx(e / w, rel=1e-5) and got.start_seconds == 60.0 and got.n_wer == 8
 
 
 def test_not_a_run_dir(tmp_path):
