@@ -22,12 +22,18 @@ def _csv(s: str | None) -> list[str] | None:
     return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
 
-def _console():
+def _console(wide: bool = False):
     from rich.console import Console
 
-    # Not a terminal (CI logs, pipes): rich would assume 80 columns and squeeze the
-    # leaderboard; a wide fixed width keeps every column readable.
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    # A terminal: its width (rich honours COLUMNS). Not a terminal (CI logs, pipes): COLUMNS,
+    # else 100; the compact summary fits it. --wide prints the full table at its own width.
+    if sys.stdout.isatty():
+        return Console(width=None if not wide else max(Console().width, 240))
+    try:
+        width = int(os.environ.get("COLUMNS", "100"))
+    except ValueError:
+        width = 100
+    return Console(width=max(width, 240) if wide else max(width, 40))
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -68,11 +74,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     if summary.shard is not None:  # a slice: no leaderboard, no report
         _print_shard_summary(summary)
         return summary.exit_code
-    _print_summary(summary, quiet=a.quiet)
+    _print_summary(summary, quiet=a.quiet, wide=a.wide)
     try:
         from .report import write_report
 
-        write_report([out], out, html=a.html, console=None)
+        write_report([out], out, html=a.html, console=None)  # the summary above is the console's
     except ImportError:
         pass
     return summary.exit_code
@@ -85,14 +91,15 @@ def _print_shard_summary(summary) -> None:
         print(f"  {f['system']}/{f['id']} [{f['bucket']}]: {f['error']}", file=sys.stderr)
 
 
-def _print_summary(summary, quiet: bool) -> None:
+def _print_summary(summary, quiet: bool, wide: bool = False) -> None:
     import pandas as pd
 
     df = pd.read_csv(summary.leaderboard)
     try:
-        from .report import render_leaderboard_table
+        from .report_tables import render_leaderboard_table, summary_table
 
-        _console().print(render_leaderboard_table(df))
+        con = _console(wide)
+        con.print(render_leaderboard_table(df) if wide else summary_table(df, con.width))
     except ImportError:
         cols = [c for c in ("system", "bucket", "n", "n_failed", "wer", "wer_macro", "sim", "quality", "rtf") if c in df]
         print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -132,7 +139,7 @@ def cmd_report(a: argparse.Namespace) -> int:
         if not (d / "leaderboard.csv").exists():
             raise ConfigError("not a run directory (no leaderboard.csv)", d)
     # One run: into the run directory; several: <parent of the first>/merged-report.
-    path = write_report(dirs, Path(a.out) if a.out else None, html=a.html, console=_console())
+    path = write_report(dirs, Path(a.out) if a.out else None, html=a.html, console=_console(a.wide), wide=a.wide)
     print(f"report: {path}")
     return EXIT_OK
 
@@ -144,7 +151,7 @@ def cmd_check(a: argparse.Namespace) -> int:
         tol = parse_tolerances(a.tolerance or [])
         res = check(Path(a.candidate), Path(a.baseline), tol,
                     baseline_utterances=Path(a.baseline_utterances) if a.baseline_utterances else None,
-                    seed=a.seed, n_boot=a.n_boot, allow_mismatch=a.allow_mismatch)
+                    seed=a.seed, n_boot=a.n_boot, allow_mismatch=a.allow_mismatch, metrics=_csv(a.metrics))
     except CheckInputError as e:
         print(f"halle-bench check: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -216,11 +223,32 @@ def cmd_systems(a: argparse.Namespace) -> int:
 def cmd_datasets(a: argparse.Namespace) -> int:
     from .config import FORMATS
 
+    if getattr(a, "dataset_cmd", None) == "build-longform":
+        return cmd_build_longform(a)
+
     print("manifest formats ([dataset] format = ..., inferred when absent):")
     for f in FORMATS:
         print(f"  {f}")
     print("built-in: the embedded demo (`halle-bench run` with no config): espeak-ng voices, buckets 3-90 s")
     print("built-in: `halle-bench run --demo paper --pair WORK`: a trained VALL-E / HALL-E pair on the demo's texts")
+    return EXIT_OK
+
+
+def cmd_build_longform(a: argparse.Namespace) -> int:
+    from .data.longform_build import build_longform
+    from .progress import Reporter
+
+    try:
+        edges = [float(x) for x in _csv(a.buckets) or []]
+    except ValueError:
+        raise ConfigError(f"--buckets must be comma-separated numbers, got {a.buckets!r}") from None
+    res = build_longform(a.src, a.out, edges=edges, per_bucket=a.per_bucket, seed=a.seed,
+                         prompt_seconds=a.prompt_seconds, fmt=a.format, min_prompt_seconds=a.min_prompt_seconds,
+                         reporter=Reporter(quiet=a.quiet))
+    print(f"{'bucket':>8} {'segments':>8} {'seconds':>9} {'min s':>7} {'max s':>7} {'could cut':>9}")
+    for r in res.rows:
+        print(f"{r.bucket:>8} {r.n:>8} {r.seconds:>9.1f} {r.min_s:>7.1f} {r.max_s:>7.1f} {r.candidates:>9}")
+    print(f"manifest: {res.manifest}\nrecipe:   {res.recipe}\nrun with: halle-bench run {res.config}")
     return EXIT_OK
 
 
@@ -243,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="recompute everything, ignoring cached rows")
     r.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
     r.add_argument("--html", action="store_true", help="also write report.html")
+    r.add_argument("--wide", action="store_true", help="print the full leaderboard (default: a compact summary)")
     r.add_argument("--executor", choices=["local", "process", "ray"], default="local",
                    help="who does the work: this process (local), a pool of worker processes here (process) "
                         "or Ray actors (ray; pip install -e '.[ray]')")
@@ -265,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dirs", nargs="+")
     rp.add_argument("--out", help="output folder (default: the run directory)")
     rp.add_argument("--html", action="store_true")
+    rp.add_argument("--wide", action="store_true", help="print the full leaderboard (default: a compact summary)")
     rp.set_defaults(fn=cmd_report)
 
     c = sub.add_parser("check", help="regression gate: candidate run vs a baseline leaderboard")
@@ -274,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
                    help="e.g. wer=0.01 (absolute) or wer=5%% (relative), n_failed=1 (new failures allowed); "
                         "repeatable")
+    c.add_argument("--metrics", help="compare only these metrics, e.g. wer,sim (n_failed always; default: the "
+                   "declared headline metrics, and diagnostics a --tolerance names)")
     c.add_argument("--allow-mismatch", action="store_true",
                    help="compare runs scored with another ASR model / normaliser / speaker or quality model / "
                         "scorer version (refused with exit 2 otherwise; the diff then says so)")
@@ -295,7 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_train)
 
     sub.add_parser("systems", help="list system kinds").set_defaults(fn=cmd_systems)
-    sub.add_parser("datasets", help="list manifest formats and built-in datasets").set_defaults(fn=cmd_datasets)
+    ds = sub.add_parser("datasets", help="list manifest formats and built-in datasets; build-longform")
+    ds.set_defaults(fn=cmd_datasets)
+    dsub = ds.add_subparsers(dest="dataset_cmd")
+    bl = dsub.add_parser("build-longform", help="join consecutive utterances of a corpus into long-form segments "
+                         "per length bucket, with prompts, a manifest and a config (docs/datasets.md)")
+    bl.add_argument("src", help="corpus folder (LibriSpeech, LibriTTS(-R), LibriSpeech-Long) or a manifest with speakers")
+    bl.add_argument("out", help="output folder (new, empty, or a previous build)")
+    bl.add_argument("--buckets", default="3,10,30,60,90,180", help="bucket edges in seconds (default 3,10,30,60,90,180)")
+    bl.add_argument("--per-bucket", type=int, help="segments per bucket (default: as many as the smallest bucket has)")
+    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--prompt-seconds", type=float, default=3.0, help="voice prompt length (cut at the next pause)")
+    bl.add_argument("--min-prompt-seconds", type=float, default=1.0, help="shortest prompt accepted (default 1)")
+    bl.add_argument("--format", help="source format (default: inferred from the folder)")
+    bl.add_argument("--quiet", action="store_true", help="plain progress lines")
     return p
 
 

@@ -5,6 +5,7 @@ policies, the data checks run before any work, and the embedded espeak-ng demo s
 from .corpora import CORPUS_FORMATS, detect_corpus, read_corpus
 from .buckets import DEFAULT_BUCKETS, UNKNOWN_BUCKET, assign_buckets, bucket_label, bucket_labels, validate_edges
 from .demo import DEMO_VERSION, build_demo
+from .longform_build import build_longform
 from .paper import PAPER_MODELS, build_paper
 from .manifests import FORMATS, detect_format, read_manifest
 from .prompts import PROMPT_ERROR, PROMPT_POLICIES, apply_prompt_policy
@@ -29,6 +30,7 @@ __all__ = [
     "bucket_label",
     "bucket_labels",
     "build_demo",
+    "build_longform",
     "build_paper",
     "detect_corpus",
     "detect_format",

@@ -5,8 +5,9 @@ What is checked, per planned utterance (after ``--limit`` and the prompt policy,
 prompts checked are the ones systems would receive):
 
 - the text holds at least one word after normalisation (the WER scorer's normaliser
-  when one is configured, else "has a letter or digit"): a text of "." would otherwise
-  become a reference of "." or of nothing, and every system's WER on it is noise;
+  when one is configured), a word being a token with a letter or digit: a text of "."
+  would otherwise become a reference of "." (whisper-en keeps it) or of nothing, and
+  every system's WER on it is noise;
 - every audio file the row names (reference ``audio`` and ``prompt_audio``) exists,
   decodes to the end (a truncated flac fails here, not in the middle of scoring), holds
   samples and no NaN/inf;
@@ -41,6 +42,7 @@ from ..audio import SILENCE_RMS
 from ..errors import ConfigError
 from .utterance import Utterance
 
+_WORD = re.compile(r"[^\W_]")
 _BLOCK = 1 << 20  # frames per read: a 4-minute file is never held twice in memory
 
 
@@ -106,9 +108,8 @@ def audio_facts(path: Path) -> AudioFacts:
 def text_has_words(text: str | None, normalizer: Callable[[str], str] | None = None) -> bool:
     if not text or not text.strip():
         return False
-    if normalizer is not None:
-        return bool(normalizer(text).split())
-    return re.search(r"[^\W_]", text) is not None
+    # A word holds a letter or digit: whisper-en keeps "..." as ".", which is no word.
+    return any(_WORD.search(w) for w in (normalizer(text) if normalizer is not None else text).split())
 
 
 def find_problems(
