@@ -73,7 +73,7 @@ def collect(plan, keys: dict[tuple, str] | None = None) -> tuple[list[dict[str, 
             g = gen.get((system.name, u.id)) or {"status": "failed", "error": "not generated"}
             row: dict[str, Any] = {
                 "system": system.name, "id": u.id, "bucket": u.bucket, "duration": u.duration,
-                "duration_source": u.duration_source, "speaker": u.speaker,
+                "duration_source": u.duration_source, "speaker": u.speaker, "text": u.text,
                 "status": g.get("status"), "error": g.get("error"),
                 "audio_seconds": g.get("audio_seconds"), "wall_seconds": g.get("wall_seconds"), "rtf": g.get("rtf"),
                 "input_notes": notes.setdefault(u.id, _input_notes(u)),

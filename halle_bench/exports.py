@@ -34,7 +34,7 @@ from .metric_registry import headline_metrics, leaderboard_columns, provenance_c
 # counts, then each metric with its CI columns, counts, provenance, notes
 # (`leaderboard_columns()`, read when a table is written, so plugins' metrics are in it).
 UTTERANCE_COLUMNS = [
-    "system", "id", "bucket", "duration", "duration_source", "speaker", "status", "error", "score_errors",
+    "system", "id", "bucket", "duration", "duration_source", "speaker", "text", "status", "error", "score_errors",
     "input_notes", "wer", "ref_norm", "hyp_norm", "sim", "sim_min", "sim_last", "sim_ref", "sim_ref_min",
     "sim_ref_last", "quality", "quality_min", "quality_last", "rtf", "audio_seconds", "wall_seconds",
     "startup_seconds", "clip_fraction", "cer", "hits", "subs", "dels", "ins", "n_ref_words", "asr_cuts", "asr_cut_db",
@@ -42,7 +42,7 @@ UTTERANCE_COLUMNS = [
 ]
 # Columns that identify a row, name a model or hold text: never averaged, compared or plotted.
 _TEXT = {"system", "bucket", "id", "run", "status", "error", "score_errors", "input_notes", "generation_notes",
-         "ref_norm", "hyp_norm", "speaker", "duration_source", "notes"}
+         "ref_norm", "hyp_norm", "speaker", "duration_source", "notes", "text"}
 
 
 def text_columns() -> set[str]:

@@ -4,10 +4,15 @@ Decisions:
 - Plots are embedded as base64 PNG, audio as base64 16-bit PCM WAV at 16 kHz, cut to
   the first `max_seconds` (20 s): a 90 s clip would be ~4 MB of base64 on its own.
   `max_total_seconds` caps the whole page; clips past it are listed, not embedded.
-- The listening sample is deterministic and shared across systems: within each
-  bucket, utterance ids are ranked by sha256(f"{seed}:{id}") and the first
-  `per_bucket` are shown for every system side by side (a failed one shows its error),
-  so a reader compares systems on the same text.
+- The listening sample is deterministic and shared across systems and runs: within
+  each bucket, utterance ids are ranked by sha256(f"{seed}:{id}") and the first
+  `per_bucket` are shown for every system of every merged run side by side (a failed
+  one shows its error), under the manifest's own text (utterances.csv `text`; the
+  normalised `ref_norm` only for runs written before it was recorded), so a reader
+  compares systems, and two runs of one system, on the same text.
+- The leaderboard fits a 1280 px window: the page is at most 1240 px wide, headers
+  wrap, and a CI goes under its value instead of beside it. The common-set table of
+  report.md (systems compared on the utterances all of them completed) is there too.
 - All text from the run (ids, texts, errors, settings) is HTML-escaped. The settings
   and failures come from the same markdown that report.md holds, through a converter
   for the small markdown subset that report.py writes (headings, bullets, tables, code).
@@ -31,12 +36,15 @@ from .exports import sorted_buckets
 from .report_tables import RunData, display_columns, markdown_table, settings_markdown
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
-     padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1240px;
+     padding:0 1em;color:#222;box-sizing:border-box}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;vertical-align:top}
-th{background:#f4f4f4}td.l,th.l{text-align:left}tr.all td{font-weight:600;background:#fafafa}
+th{background:#f4f4f4;white-space:normal;max-width:7em}td.l,th.l{text-align:left}
+tr.all td{font-weight:600;background:#fafafa}table.lb{font-size:.8em}table.lb td{white-space:nowrap}
+.ci{display:block;color:#666;font-size:.85em;font-weight:400}
+.row{display:flex;flex-wrap:wrap}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 code{background:#f4f4f4;padding:0 .2em;font-size:.9em;word-break:break-all}
 .clip{display:inline-block;margin:.3em .6em .3em 0;vertical-align:top;width:320px}
@@ -119,15 +127,23 @@ def md_to_html(md: str) -> str:
 # ----------------------------------------------------------------------------- page
 
 
+def _cell(text: str) -> str:
+    """A value with its CI ("9.8 [7.2, 12.9]"): the value, and the CI on a line below."""
+    m = re.match(r"^(.*?) (\[[^\]]*\])(.*)$", text)
+    if m is None:
+        return html.escape(text)
+    return f'{html.escape(m.group(1) + m.group(3))}<span class="ci">{html.escape(m.group(2))}</span>'
+
+
 def leaderboard_html(lb: pd.DataFrame) -> str:
     cols = display_columns(lb)
     head = "".join(f'<th class="{"l" if h in ("system", "bucket") else ""}">{html.escape(h)}</th>' for h, _ in cols)
     body = []
     for r in lb.to_dict(orient="records"):
-        cells = "".join(f'<td class="{"l" if h in ("system", "bucket") else ""}">{html.escape(f(r))}</td>'
+        cells = "".join(f'<td class="{"l" if h in ("system", "bucket") else ""}">{_cell(f(r))}</td>'
                         for h, f in cols)
         body.append(f'<tr class="{"all" if r["bucket"] == "all" else ""}">{cells}</tr>')
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return '<table class="lb"><tr>' + head + "</tr>" + "".join(body) + "</table>"
 
 
 def _num(v) -> float:
@@ -137,62 +153,84 @@ def _num(v) -> float:
         return math.nan
 
 
+def _text(row: dict) -> str:
+    """The manifest's text of an utterance; the normalised reference for older runs."""
+    t = row.get("text")
+    if isinstance(t, str) and t.strip():
+        return t
+    t = row.get("ref_norm")
+    return t if isinstance(t, str) else ""
+
+
 def listening_html(runs: list[RunData], per_bucket: int, max_seconds: float, max_total_seconds: float,
                    seed: int) -> str:
+    """One block per sampled utterance: its manifest text, then every system of every run
+    side by side, two runs of one system next to each other ("system [run]")."""
     parts, budget = [], max_total_seconds
-    for run in runs:
-        utt = run.utterances
-        if utt is None or utt.empty:
-            continue
-        systems = list(run.systems) or list(dict.fromkeys(utt["system"]))
-        rows = {(r["system"], str(r["id"])): r for r in utt.to_dict(orient="records")}
-        if len(runs) > 1:
-            parts.append(f"<h3>{html.escape(run.name)}</h3>")
-        for bucket, ids in sample_ids(utt, per_bucket, seed).items():
-            parts.append(f"<h4>{html.escape(bucket)} s</h4>")
-            for uid in ids:
-                any_row = next((rows[(s, uid)] for s in systems if (s, uid) in rows), {})
-                ref = str(any_row.get("ref_norm") or "")
-                parts.append(f'<div class="txt"><b>{html.escape(uid)}</b> '
-                             f'<span class="muted">({_num(any_row.get("duration")):.1f} s)</span> '
-                             f'{html.escape(ref[:400])}{"…" if len(ref) > 400 else ""}</div><div>')
-                for s in systems:
-                    r = rows.get((s, uid))
-                    label = f"<b>{html.escape(s)}</b>"
-                    if r is None:
-                        continue
-                    if r.get("status") != "ok":
-                        parts.append(f'<div class="clip">{label}<div class="err">failed: '
-                                     f'{html.escape(str(r.get("error") or "")[:200])}</div></div>')
-                        continue
-                    wer = _num(r.get("wer"))
-                    info = f' <span class="muted">WER {wer * 100:.1f}%</span>' if math.isfinite(wer) else ""
-                    if budget <= 0:
-                        parts.append(f'<div class="clip">{label}{info}<div class="muted">not embedded '
-                                     f'(page audio budget of {max_total_seconds:g} s used)</div></div>')
-                        continue
-                    try:
-                        uri, secs, full = clip_uri(run.audio_path(s, uid), min(max_seconds, budget))
-                    except UtteranceError as e:
-                        parts.append(f'<div class="clip">{label}<div class="err">{html.escape(str(e))}</div></div>')
-                        continue
-                    budget -= secs
-                    note = f' <span class="muted">(first {secs:.0f} s of {full:.0f} s)</span>' if full > secs else ""
-                    parts.append(f'<div class="clip">{label}{info}{note}<br>'
-                                 f'<audio controls preload="none" src="{uri}"></audio></div>')
-                parts.append("</div>")
-    return "\n".join(parts) or '<p class="muted">No per-utterance audio in these runs.</p>'
+    with_utt = [r for r in runs if r.utterances is not None and not r.utterances.empty]
+    if not with_utt:
+        return '<p class="muted">No per-utterance audio in these runs.</p>'
+    cols: list[tuple[RunData, str]] = []  # (run, shown system name)
+    for run in with_utt:
+        cols += [(run, s) for s in (list(run.systems) or list(dict.fromkeys(run.utterances["system"])))]
+    first = {name: i for i, name in enumerate(dict.fromkeys(run.systems.get(s, s) for run, s in cols))}
+    cols.sort(key=lambda rs: first[rs[0].systems.get(rs[1], rs[1])])  # stable: runs keep their order
+    rows = {(id(run), r["system"], str(r["id"])): r for run in with_utt
+            for r in run.utterances.to_dict(orient="records")}
+    allutt = pd.concat([r.utterances for r in with_utt], ignore_index=True)
+    for bucket, ids in sample_ids(allutt, per_bucket, seed).items():
+        parts.append(f"<h4>{html.escape(bucket)} s</h4>")
+        for uid in ids:
+            any_row = next((rows[(id(run), s, uid)] for run, s in cols if (id(run), s, uid) in rows), {})
+            text = _text(any_row)
+            parts.append(f'<div class="txt"><b>{html.escape(uid)}</b> '
+                         f'<span class="muted">({_num(any_row.get("duration")):.1f} s)</span> '
+                         f'{html.escape(text[:600])}{"…" if len(text) > 600 else ""}</div><div class="row">')
+            for run, s in cols:
+                r = rows.get((id(run), s, uid))
+                label = f"<b>{html.escape(s)}</b>"
+                if r is None:
+                    continue
+                if r.get("status") != "ok":
+                    parts.append(f'<div class="clip">{label}<div class="err">failed: '
+                                 f'{html.escape(str(r.get("error") or "")[:200])}</div></div>')
+                    continue
+                wer = _num(r.get("wer"))
+                info = f' <span class="muted">WER {wer * 100:.1f}%</span>' if math.isfinite(wer) else ""
+                if budget <= 0:
+                    parts.append(f'<div class="clip">{label}{info}<div class="muted">not embedded '
+                                 f'(page audio budget of {max_total_seconds:g} s used)</div></div>')
+                    continue
+                try:
+                    uri, secs, full = clip_uri(run.audio_path(s, uid), min(max_seconds, budget))
+                except UtteranceError as e:
+                    parts.append(f'<div class="clip">{label}<div class="err">{html.escape(str(e))}</div></div>')
+                    continue
+                budget -= secs
+                note = f' <span class="muted">(first {secs:.0f} s of {full:.0f} s)</span>' if full > secs else ""
+                parts.append(f'<div class="clip">{label}{info}{note}<br>'
+                             f'<audio controls preload="none" src="{uri}"></audio></div>')
+            parts.append("</div>")
+    return "\n".join(parts)
 
 
 def write_html(runs: list[RunData], lb: pd.DataFrame, fails: pd.DataFrame, plots: dict[str, Path],
                out_path: Path, per_bucket: int = 1, max_seconds: float = 20.0,
-               max_total_seconds: float = 600.0, seed: int = 0) -> Path:
+               max_total_seconds: float = 600.0, seed: int = 0, common: pd.DataFrame | None = None,
+               n_common: int = 0) -> Path:
     """Write the page and return its path (see the module docstring for the choices)."""
     title = "halle-bench report: " + ", ".join(r.name for r in runs)
     body = [f"<h1>{html.escape(title)}</h1>",
             "<p class=muted>WER is corpus-level, in percent, with a bootstrap 95% CI; failed utterances are "
             "counted, not scored.</p>",
             "<h2>Leaderboard</h2>", leaderboard_html(lb)]
+    if common is not None:
+        body += [f"<h2>Common set ({n_common} utterances every system completed)</h2>",
+                 "<p class=muted>The same metrics over the utterances that no system failed, so that these rows "
+                 "compare systems on the same texts.</p>", leaderboard_html(common)]
+    elif n_common:
+        body.append("<p class=muted>Every system completed every utterance: the leaderboard is over one common "
+                    "set.</p>")
     if plots:
         body.append("<h2>Plots</h2>")
         body += [f'<figure><img alt="{html.escape(n)}" src="{png_data_uri(p)}"></figure>' for n, p in plots.items()]

@@ -138,7 +138,8 @@ def leaderboard_rows(rows: list[dict[str, Any]], systems: Sequence[tuple[str, st
 
 
 def _id_columns() -> set[str]:
-    return {"system", "id", "bucket", "speaker", "status", "error", "score_errors", "input_notes", "generation_notes",
+    return {"system", "id", "bucket", "speaker", "text", "status", "error", "score_errors", "input_notes",
+            "generation_notes",
             "duration_source",
             "ref_norm", "hyp_norm", "run"}
 

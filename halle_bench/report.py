@@ -32,7 +32,7 @@ import pandas as pd
 
 from .errors import ConfigError
 from .report_tables import (RunData, display_columns, fmt, fmt_ci, leaderboard_markdown, markdown_table,
-                            render_leaderboard_table, settings_markdown)
+                            render_leaderboard_table, settings_markdown, summary_table)
 from .exports import (LEADERBOARD_COLUMNS, TEXT_COLUMNS, order_rows, read_table, sorted_buckets,
                       write_exports)
 
@@ -203,10 +203,12 @@ def build_markdown(runs: list[RunData], lb: pd.DataFrame, fails: pd.DataFrame, p
     return "\n".join(parts)
 
 
-def write_report(run_dirs: list[Path], out_dir: Path | None = None, html: bool = False, console=None) -> Path:
+def write_report(run_dirs: list[Path], out_dir: Path | None = None, html: bool = False, console=None,
+                 wide: bool = False) -> Path:
     """Write report.md, plots/*.png, exports/ (and report.html) and return report.md's path.
 
-    `console` (a rich Console) receives the leaderboard table; nothing is printed without one.
+    `console` (a rich Console) receives the compact summary that fits its width (the full
+    leaderboard with `wide`); nothing is printed without one.
     """
     from .plots import save_plots
 
@@ -226,14 +228,14 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None, html: bool =
     if html:
         from .html import write_html
 
-        write_html(runs, lb, fails, plots, out_dir / "report.html")
+        write_html(runs, lb, fails, plots, out_dir / "report.html", common=common, n_common=n_common)
     if console is not None:
-        console.print(render_leaderboard_table(lb))
+        console.print(render_leaderboard_table(lb) if wide else summary_table(lb, console.width))
         console.print(f"report: {md}" + (f"  html: {out_dir / 'report.html'}" if html else ""))
     return md
 
 
 __all__ = ["RunData", "load_run", "load_runs", "merge_leaderboards", "merge_utterances", "failures", "common_set",
            "positional_table", "display_columns", "fmt", "fmt_ci", "markdown_table",
-           "render_leaderboard_table", "leaderboard_markdown", "settings_markdown", "write_report",
+           "render_leaderboard_table", "summary_table", "leaderboard_markdown", "settings_markdown", "write_report",
            "LEADERBOARD_COLUMNS", "TEXT_COLUMNS", "sorted_buckets"]

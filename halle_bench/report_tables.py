@@ -2,7 +2,15 @@
 
 Both `report` (markdown, terminal) and `html` import this module; neither imports the
 other (`report` loads `html` only to write the page). Columns shown and their formats
-come from the metric registry.
+come from the metric declarations (`show`, `role`, `short`, `unit`, `breakdown`):
+system, bucket, n, failed, then the headline metrics with their CIs (and the number of
+utterances behind a success-only mean when some failed; a headline's breakdown as one
+column, "sub/del/ins %"), then the diagnostics declared `show=True` that the run has.
+
+The console gets a compact summary by default (`summary_table`): one row per system,
+its headline metrics over all buckets and the first headline metric (WER) per bucket,
+sized to the terminal (or `COLUMNS`, 100 in a log); when even that is too wide, one
+row per (system, bucket) with the headline metrics. `--wide` prints the full table.
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .metric_registry import METRICS, display
+from .metric_decl import ALIAS, HEADLINE, Metric
+from .metric_registry import metric_declarations
 
 @dataclass
 class RunData:
@@ -50,56 +59,66 @@ def fmt_ci(row: dict, col: str, scale: float = 1.0, digits: int = 2) -> str:
     return main
 
 
-# Registry metrics shown beyond the fixed columns when a run has them.
-OPTIONAL_SHOWN = ["wer_ok", "sim_ref", "sim_min", "sim_last", "quality_min", "quality_last", "pesq", "stoi",
-                  "loop_rate", "clip_fraction"]
-OPTIONAL_EXTRA = ["pause_w1", "startup_seconds"]
-
-
 def _count(r: dict, col: str) -> str:
     return str(int(r[col])) if _isnum(r.get(col)) else "–"
 
 
-def _metric_ci(col: str) -> Callable[[dict], str]:
-    m = METRICS[col]
-    return lambda r: fmt_ci(r, col, m.scale, m.digits)
+def _metric_ci(m: Metric) -> Callable[[dict], str]:
+    if m.ci_columns:
+        return lambda r: fmt_ci(r, m.name, m.scale, m.digits)
+    return lambda r: m.format(r.get(m.name))
 
 
-def _with_n(col: str, count: str) -> Callable[[dict], str]:
+def _with_n(m: Metric) -> Callable[[dict], str]:
     """A success-only mean with the number of utterances behind it when some failed."""
-    f = _metric_ci(col)
+    f = _metric_ci(m)
 
     def cell(r: dict) -> str:
-        n, n_ok = r.get(count), r.get("n")
+        n, n_all = r.get(m.count_column), r.get("n")
         text = f(r)
-        if _isnum(n) and _isnum(n_ok) and int(n) != int(n_ok) and text != "–":
+        if _isnum(n) and _isnum(n_all) and int(n) != int(n_all) and text != "–" and not m.counts_failures:
             text += f" (n={int(n)})"
         return text
 
     return cell
 
 
+def _present(df: pd.DataFrame, col: str) -> bool:
+    return col in df.columns and pd.to_numeric(df[col], errors="coerce").notna().any()
+
+
+def shown_metrics(df: pd.DataFrame) -> tuple[list[Metric], list[Metric]]:
+    """(headline metrics, shown diagnostics) that `df` has, in declaration order."""
+    decls = [m for m in metric_declarations() if m.role != ALIAS and _present(df, m.name)]
+    head = [m for m in decls if m.role == HEADLINE]
+    diag = [m for m in decls if m.role != HEADLINE and m.show]
+    return head, diag
+
+
+def _header(m: Metric, ci: bool) -> str:
+    return m.header + (" [95% CI]" if ci and m.ci_columns else "")
+
+
 def display_columns(df: pd.DataFrame) -> list[tuple[str, Callable[[dict], str]]]:
     """(header, cell formatter) of the human-facing leaderboard; shared by md, rich and HTML."""
+    from .metric_registry import get_metric
+
     cols: list[tuple[str, Callable[[dict], str]]] = [
         ("system", lambda r: str(r["system"])),
         ("bucket", lambda r: str(r["bucket"])),
         ("n", lambda r: _count(r, "n")),
         ("failed", lambda r: _count(r, "n_failed")),
-        ("WER % [95% CI]", _metric_ci("wer")),
-        ("WER macro %", lambda r: display("wer_macro", r.get("wer_macro"))),
-        ("sub/del/ins %", lambda r: "/".join(display(k, r.get(k)) for k in ("sub_rate", "del_rate", "ins_rate"))),
-        ("sim [95% CI]", _with_n("sim", "n_sim")),
-        ("quality [95% CI]", _with_n("quality", "n_quality")),
-        ("RTF", lambda r: fmt(r.get("rtf"), 1, 3)),
     ]
-    for c in OPTIONAL_SHOWN:
-        if c in df.columns and pd.to_numeric(df[c], errors="coerce").notna().any():
-            header = f"{c} %" if METRICS[c].scale == 100 else c
-            cols.append((header, lambda r, c=c: display(c, r.get(c))))
-    for c in OPTIONAL_EXTRA:
-        if c in df.columns and pd.to_numeric(df[c], errors="coerce").notna().any():
-            cols.append((c, lambda r, c=c: fmt(r.get(c), 1, 3)))
+    head, diag = shown_metrics(df)
+    for m in head:
+        cols.append((_header(m, True), _with_n(m) if m.count_column else _metric_ci(m)))
+        parts = [get_metric(b) for b in m.breakdown]
+        if parts and all(p is not None and _present(df, p.name) for p in parts):
+            unit = " %" if parts[0].unit == "%" else ""
+            cols.append(("/".join(p.short or p.name for p in parts) + unit,
+                         lambda r, parts=parts: "/".join(p.format(r.get(p.name)) for p in parts)))
+    for m in diag:
+        cols.append((m.header, lambda r, m=m: m.format(r.get(m.name))))
     return cols
 
 
@@ -120,7 +139,7 @@ def leaderboard_markdown(df: pd.DataFrame) -> str:
 
 
 def render_leaderboard_table(df: pd.DataFrame, title: str | None = "halle-bench leaderboard"):
-    """A rich Table of the leaderboard: one section per system, the "all" row in bold."""
+    """The full leaderboard as a rich Table (`--wide`): one section per system, "all" in bold."""
     from rich.table import Table
 
     cols = display_columns(df)
@@ -133,6 +152,60 @@ def render_leaderboard_table(df: pd.DataFrame, title: str | None = "halle-bench 
             table.add_section()
         prev = r["system"]
         table.add_row(*[f(r) for _, f in cols], style="bold" if r["bucket"] == "all" else None)
+    return table
+
+
+def _fits(headers: list[str], rows: list[list[str]], width: int) -> bool:
+    """Whether a rich table with these cells fits `width` (3 characters of padding and
+    rule per column, plus the outer border)."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    return sum(widths) + 3 * len(widths) + 1 <= width
+
+
+def summary_rows(df: pd.DataFrame, width: int = 100) -> tuple[list[str], list[list[str]], list[str], str]:
+    """(headers, rows, justification) of the compact console summary (module docstring)."""
+    from .exports import sorted_buckets
+
+    head, _ = shown_metrics(df)
+    buckets = [b for b in sorted_buckets(df["bucket"]) if b != "all"]
+    primary = head[0] if head else None
+    records = df.to_dict(orient="records")
+    by = {(r["system"], str(r["bucket"])): r for r in records}
+    systems = list(dict.fromkeys(df["system"]))
+    # 1) one row per system: all-bucket headline metrics, then the primary one per bucket
+    for with_ci in (True, False):
+        headers = ["system", "n", "failed"] + [_header(m, with_ci) for m in head]
+        if primary is not None:
+            headers += [f"{b} s" for b in buckets]  # the title names the metric
+        rows = []
+        for s in systems:
+            r = by.get((s, "all"), {"system": s})
+            row = [str(s), _count(r, "n"), _count(r, "n_failed")]
+            row += [(_with_n(m) if with_ci else (lambda x, m=m: m.format(x.get(m.name))))(r) for m in head]
+            if primary is not None:
+                row += [primary.format(by.get((s, b), {}).get(primary.name)) for b in buckets]
+            rows.append(row)
+        if _fits(headers, rows, width):
+            what = f"; per length bucket: {primary.header}" if primary is not None and buckets else ""
+            return headers, rows, ["left"] + ["right"] * (len(headers) - 1), f"all buckets{what}"
+    # 2) too wide (many buckets or headline metrics): one row per (system, bucket)
+    headers = ["system", "bucket", "n", "failed"] + [m.short or m.name for m in head]
+    rows = [[str(r["system"]), str(r["bucket"]), _count(r, "n"), _count(r, "n_failed")]
+            + [m.format(r.get(m.name)) for m in head] for r in records]
+    return headers, rows, ["left", "left"] + ["right"] * (len(headers) - 2), "per bucket"
+
+
+def summary_table(df: pd.DataFrame, width: int = 100, title: str | None = "halle-bench summary"):
+    """The compact console summary as a rich Table that fits `width` columns."""
+    from rich.table import Table
+
+    headers, rows, just, layout = summary_rows(df, width)
+    table = Table(title=f"{title} ({layout})" if title else None,
+                  caption="full table: leaderboard.csv, report.md, or --wide", show_lines=False)
+    for h, j in zip(headers, just):
+        table.add_column(h, justify=j, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -188,7 +188,7 @@ def make_run(out: str | Path, systems=DEFAULT_SYSTEMS, seed: int = 0, n_per_buck
     for sys in systems:
         for u in utts:
             base = {"system": sys.name, "id": u["id"], "bucket": u["bucket"], "duration": u["duration"],
-                    "speaker": f"spk{utts.index(u) % 4}"}
+                    "speaker": f"spk{utts.index(u) % 4}", "text": u["text"]}
             if u["id"] in sys.fail_ids:
                 err = "command exited with status 1: out of memory"
                 gen.append({"system": sys.name, "id": u["id"], "status": "failed", "error": err})
