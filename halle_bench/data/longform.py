@@ -27,8 +27,10 @@ How a set is cut (LibriSpeech-Long's way, per length bucket):
 - The prompt of a segment is another utterance of the same speaker that is not in the
   segment: preferably one that can be used whole (its length within ``[prompt_seconds,
   prompt_seconds + slack]``, so its transcript is exact), else one at least
-  ``prompt_seconds`` long, cut at the first pause after ``prompt_seconds`` (no transcript
-  then: ``prompt_text`` is empty and ``prompt_cut`` says where it ends). Which one is a
+  ``prompt_seconds`` long, cut at a pause near ``prompt_seconds`` (`pauses.cut_at_pause`:
+  the first within ``slack`` after it, else the last within ``slack`` before it, never
+  under the minimum prompt length) and without a transcript then (``prompt_text`` is
+  null, ``prompt_cut`` says where it ends). Which one is a
   hash of (seed, segment id), not of the order of anything. A segment whose speaker has no
   such utterance gets no prompt and is dropped (counted as ``no_prompt``).
 """
@@ -174,13 +176,13 @@ def plan_longform(sources: Sequence[Source], edges: Sequence[float], per_bucket:
     for lo, hi in zip(edges, edges[1:]):
         segs, tl = bucket_segments(sources, float(lo), float(hi), seed)
         label = f"{_fmt(lo)}-{_fmt(hi)}"
-        # A segment whose speaker has no usable prompt cannot be benchmarked: left out
-        # before balancing, so that every bucket still gets its count when others can.
         per[label] = segs
         too_long[label] = tl
     candidates = {k: len(v) for k, v in per.items()}
     usable: dict[str, list[tuple[Segment, PromptChoice]]] = {}
     no_prompt: dict[str, int] = {}
+    # A segment whose speaker has no usable prompt cannot be benchmarked: left out before
+    # balancing, so that every bucket still gets its count when other segments can.
     for label, segs in per.items():
         pairs = [(s, choose_prompt(s, by_speaker, prompt_seconds, prompt_slack, min_prompt_seconds, seed)) for s in segs]
         usable[label] = [(s, p) for s, p in pairs if p is not None]

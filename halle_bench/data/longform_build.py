@@ -101,11 +101,12 @@ def _join(seg: Segment, paths: dict[str, Path]) -> tuple[np.ndarray, int]:
     return np.concatenate(parts), int(sr)  # type: ignore[arg-type]
 
 
-def _prompt(choice: PromptChoice, paths: dict[str, Path], seconds: float) -> tuple[np.ndarray, int, float | None]:
+def _prompt(choice: PromptChoice, paths: dict[str, Path], seconds: float,
+            min_seconds: float) -> tuple[np.ndarray, int, float | None]:
     x, sr, _ = load_audio(paths[choice.source.id], sr=None)
     if choice.whole:
         return x, sr, None
-    end = cut_at_pause(x, sr, seconds, PROMPT_SLACK_S)
+    end = cut_at_pause(x, sr, seconds, PROMPT_SLACK_S, min_seconds)
     return x[:end], sr, end / sr
 
 
@@ -170,7 +171,7 @@ def build_longform(
         for seg, choice in chosen:
             x, sr = _join(seg, paths)
             save_audio(out / "wavs" / f"{seg.id}.wav", x, sr)
-            p, psr, cut = _prompt(choice, paths, prompt_seconds)
+            p, psr, cut = _prompt(choice, paths, prompt_seconds, min_prompt_seconds)
             save_audio(out / "wavs" / "prompts" / f"{seg.id}.wav", p, psr)
             used.update(s.id for s in seg.sources)
             used.add(choice.source.id)

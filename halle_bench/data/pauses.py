@@ -52,16 +52,16 @@ def pauses(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(a[1], b[0]) for a, b in zip(regions, regions[1:]) if b[0] > a[1]]
 
 
-def cut_at_pause(x: np.ndarray, sr: int, seconds: float, slack_s: float = 1.0) -> int:
-    """Sample index to end a voice prompt of about `seconds`: the middle of the first
-    pause whose middle lies in [seconds, seconds + slack_s], so the prompt ends between
-    words; `seconds` exactly when there is none. Never past the end of `x`."""
-    want = int(round(seconds * sr))
-    for a, b in pauses(speech_regions(x, sr)):
-        mid = (a + b) / 2
-        if seconds <= mid <= seconds + slack_s:
-            return min(len(x), int(round(mid * sr)))
-    return min(len(x), want)
+def cut_at_pause(x: np.ndarray, sr: int, seconds: float, slack_s: float = 1.0, min_s: float = 0.0) -> int:
+    """Sample index to end a voice prompt of about `seconds` between words: the middle of
+    the first pause whose middle lies in [seconds, seconds + slack_s]; failing that, of
+    the last pause in [max(seconds - slack_s, min_s), seconds) (a little short beats
+    ending inside a word); failing both, `seconds` exactly. Never past the end of `x`."""
+    mids = [(a + b) / 2 for a, b in pauses(speech_regions(x, sr))]
+    after = [m for m in mids if seconds <= m <= seconds + slack_s]
+    before = [m for m in mids if max(seconds - slack_s, min_s) <= m < seconds]
+    end = after[0] if after else before[-1] if before else seconds
+    return min(len(x), int(round(end * sr)))
 
 
 __all__ = ["cut_at_pause", "frame_db", "pauses", "speech_regions"]
