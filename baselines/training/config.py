@@ -20,8 +20,10 @@ SIZES = ("tiny", "paper")
 
 _TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train", "speak"}
 _DATA = {"manifest", "format", "limit", "max_seconds", "val_items", "tokens_dir", "extract_batch"}
-# [speak]: the "does it speak" check (valle, halle); asr..batch_size go to the WER scorer
-_SPEAK = {"every", "items", "asr", "normalizer", "beam_size", "language", "batch_size"}
+# [speak]: the "does it speak" check (valle, halle); asr..batch_size go to the WER scorer;
+# budget_s (time budget), top_k / temperature / max_len_ratio (its sampling) are the check's
+_SPEAK = {"every", "items", "asr", "normalizer", "beam_size", "language", "batch_size",
+          "budget_s", "top_k", "temperature", "max_len_ratio"}
 _CODEC_OWN = {"kind", "checkpoint", "bandwidth", "seed", "fit", "fit_items", "fit_iters"}
 # CodecConfig fields a random codec may override (tiny / teacher_48hz)
 _CODEC_FIELDS = {"sample_rate", "ratios", "n_q", "codebook_size", "dimension", "n_filters",
@@ -227,6 +229,10 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
         for key in ("asr", "normalizer", "language"):
             if key in sp and not (isinstance(sp[key], str) and sp[key]):
                 raise err(f"[speak]: `{key}` must be a non-empty string", key, "[speak]")
+        for key, chk in (("budget_s", _NUM_POS), ("top_k", _INT_NN), ("temperature", _NUM_POS),
+                         ("max_len_ratio", _NUM_POS)):
+            if key in sp and not chk[0](sp[key]):
+                raise err(f"[speak]: `{key}` must be {chk[1]}, got {sp[key]!r}", key, "[speak]")
         if data.val_items < 2:
             raise err("[speak] needs [data] val_items >= 2 (held-out texts and their voice prompts)", header="speak")
 

@@ -16,8 +16,8 @@
   training state, used for validation and put into the model when the stage finishes (what gets
   exported).
 * Validation every `cfg.val_every` steps and at the end (rank 0): mean loss over `val_examples`
-  with a fixed generator, then `on_eval(step, model)` (the "does it speak" check) whose values
-  join the row. Rows go to `on_log` and to `metrics_path` (JSONL, see metrics.py).
+  with a fixed generator, the text-shuffle gap and the AR's top-10 accuracy (alignment.py),
+  then `on_eval(step, model)` (the "does it speak" check) whose values join the row. Rows go to `on_log` and to `metrics_path` (JSONL, see metrics.py).
 * Checkpoints (rank 0) every `cfg.ckpt_every` steps and at the end into `out_dir/step-XXXXXXX`
   and `out_dir/last`: weights + config (checkpoint.py), optimiser moments, EMA, sampler position
   and RNG states in `train_state.safetensors` + `train_state.json`. Resuming continues exactly
@@ -183,25 +183,49 @@ def ema_decay(decay: float, step: int) -> float:
 
 @torch.no_grad()
 def validation_loss(model: nn.Module, examples: Sequence[Example], batch_size: int, n_codebooks: int | None,
-                    device: str, seed: int = 0) -> dict[str, float]:
-    """Item-weighted mean loss / accuracy over `examples` (length-sorted batches, fixed generator)."""
+                    device: str, seed: int = 0, shuffle: bool = True, topk: int = 10) -> dict[str, float]:
+    """Item-weighted mean loss / accuracy over `examples` (length-sorted batches, fixed generator),
+    and the alignment diagnostics of alignment.py:
+
+    * `val_loss_shuffled`, `val_shuffle_gap` (`shuffle`, at least 2 items): the same batches
+      with the texts rotated across the items, and its loss minus `val_loss`;
+    * `val_top{topk}` (models with `targets`, i.e. the AR stages): top-k accuracy over every
+      target token."""
+    from .alignment import ar_topk_hits, rotated_texts
+
     was = model.training
     model.eval()
-    gen = torch.Generator().manual_seed(seed + 1)
     takes_gen = "generator" in model.loss.__code__.co_varnames
     lens = lengths_of(examples)
     order = sorted(range(len(examples)), key=lambda i: lens[i])
-    tot = acc = 0.0
-    try:
-        for s in range(0, len(order), batch_size):
-            batch = [examples[i] for i in order[s:s + batch_size]]
+
+    def mean_loss(items: Sequence[Example], top: bool) -> tuple[float, float, tuple[int, int]]:
+        gen = torch.Generator().manual_seed(seed + 1)  # the same draws for the true and the shuffled pass
+        tot = acc = 0.0
+        hits = [0, 0]
+        for s in range(0, len(items), batch_size):
+            batch = list(items[s:s + batch_size])
             text, tl, codes, cl = (x.to(device) for x in collate(batch, n_codebooks))
             _, m = model.loss(text, tl, codes, cl, generator=gen) if takes_gen else model.loss(text, tl, codes, cl)
             tot += m["loss"] * len(batch)
             acc += m["accuracy"] * len(batch)
+            h = ar_topk_hits(model, text, tl, codes, cl, topk) if top else None
+            if h is not None:
+                hits[0] += h[0]
+                hits[1] += h[1]
+        return tot / len(items), acc / len(items), (hits[0], hits[1])
+
+    try:
+        loss, acc, (hits, n) = mean_loss([examples[i] for i in order], topk > 0)
+        row = {"val_loss": loss, "val_accuracy": acc}
+        if n:
+            row[f"val_top{topk}"] = hits / n
+        if shuffle and len(order) >= 2:
+            shuffled, _, _ = mean_loss(rotated_texts(examples, order), False)
+            row.update(val_loss_shuffled=shuffled, val_shuffle_gap=shuffled - loss)
     finally:
         model.train(was)
-    return {"val_loss": tot / len(order), "val_accuracy": acc / len(order)}
+    return row
 
 
 # ------------------------------------------------------------------ the loop

@@ -1,6 +1,7 @@
 """Training metrics on disk: `metrics.jsonl` (one row per log / validation point, appended as it
-goes), `metrics.csv` (the same rows, a column per key) and `curves.png` (loss, validation loss
-and validation WER against the step).
+goes), `metrics.csv` (the same rows, a column per key) and `curves.png`, one panel per
+quantity against the step: loss and validation loss; the text-shuffle gap; the AR's top-10
+accuracy; the speak check's WER; its CER (panels appear when their column was logged).
 
 A resumed stage first drops the rows logged after its checkpoint (they were logged by the
 interrupted run and will be logged again), so an interrupted + resumed run ends with the same
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-TIMING = ("seconds",)  # columns that differ between runs of the same training
+TIMING = ("seconds", "speak_seconds")  # columns that differ between runs of the same training
 
 
 class MetricsLog:
@@ -61,8 +62,17 @@ def write_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
     return Path(path)
 
 
+# (column, y label) of the panels after the loss panel, in order
+PANELS = (
+    ("val_shuffle_gap", "text-shuffle gap (nats/token): > 0 reads the text"),
+    ("val_top10", "top-10 accuracy (validation)"),
+    ("val_wer", "WER of held-out texts (does it speak)"),
+    ("val_cer", "CER of held-out texts (greedy)"),
+)
+
+
 def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
-    """Loss and validation loss per stage (left), validation WER per stage (right, when logged)."""
+    """Loss and validation loss per stage, then one panel per logged `PANELS` column."""
     if not rows:
         return None
     import matplotlib
@@ -71,9 +81,13 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     import matplotlib.pyplot as plt
 
     stages = list(dict.fromkeys(r.get("stage", "") for r in rows))
-    has_wer = any("val_wer" in r for r in rows)
-    fig, axes = plt.subplots(1, 2 if has_wer else 1, figsize=(11 if has_wer else 6, 4), squeeze=False)
-    ax = axes[0][0]
+    panels = [(k, label) for k, label in PANELS if any(k in r for r in rows)]
+    n = 1 + len(panels)
+    cols = min(n, 3)
+    nrows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.5 * cols, 4 * nrows), squeeze=False)
+    flat = [a for row in axes for a in row]
+    ax = flat[0]
     for st in stages:
         tr = [r for r in rows if r.get("stage") == st and "loss" in r]
         va = [r for r in rows if r.get("stage") == st and "val_loss" in r]
@@ -85,16 +99,19 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     ax.set_ylabel("cross-entropy / loss")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    if has_wer:
-        ax2 = axes[0][1]
+    for ax, (key, label) in zip(flat[1:], panels):
         for st in stages:
-            w = [r for r in rows if r.get("stage") == st and "val_wer" in r]
-            if w:
-                ax2.plot([r["step"] for r in w], [r["val_wer"] for r in w], "o-", label=st)
-        ax2.set_xlabel("step")
-        ax2.set_ylabel("WER of held-out texts (does it speak)")
-        ax2.legend(fontsize=8)
-        ax2.grid(alpha=0.3)
+            pts = [r for r in rows if r.get("stage") == st and key in r]
+            if pts:
+                ax.plot([r["step"] for r in pts], [r[key] for r in pts], "o-", label=st)
+        if key == "val_shuffle_gap":
+            ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label, fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in flat[n:]:
+        ax.set_visible(False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -111,4 +128,4 @@ def finish(metrics_jsonl: str | Path, title: str = "") -> dict[str, Path | None]
             "plot": plot_curves(rows, p.with_name("curves.png"), title)}
 
 
-__all__ = ["MetricsLog", "read_rows", "write_csv", "plot_curves", "finish", "TIMING"]
+__all__ = ["MetricsLog", "read_rows", "write_csv", "plot_curves", "finish", "TIMING", "PANELS"]

@@ -196,6 +196,19 @@ def _make_codec(job: TrainJob, utts, reporter):
     return Codec.load(saved)  # so that weights_sha256 names the saved file
 
 
+def _speak_options(job: TrainJob, kind: str):
+    """The speak check's sampling ([speak] top_k / temperature / max_len_ratio): greedy, with the
+    benchmark system's length cap (VALL-E 16 frames per phoneme, HALL-E 2 at 8 Hz; before,
+    HALL-E's check ran with VALL-E's 16, up to 2 s of babble per phoneme)."""
+    from halle_bench.baselines.halle_system import HALLESystem
+    from halle_bench.baselines.valle_system import VALLESystem
+
+    from .speak import sampling_options
+
+    cap = (HALLESystem if kind == "halle" else VALLESystem).default_max_len_ratio
+    return sampling_options(job.speak, cap)
+
+
 def _transformer_kw(job: TrainJob) -> dict[str, Any]:
     return {k: v for k, v in job.model_config.items() if k in _TF_KEYS}
 
@@ -254,9 +267,12 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
     _report_examples(job, reporter, tok, errors, len(tr), len(va))
     ar_cfg, nar_cfg = _lib_train_config(job, "ar", n_codebooks=1), _lib_train_config(job, "nar")
 
+    opts = _speak_options(job, "valle")
+
     def synth():
         valle.to(device)
-        return lambda text, pw, psr, pt, sd: (valle.synthesize(text, pw, pt, seed=sd, prompt_sr=psr), valle.sample_rate)
+        return lambda text, pw, psr, pt, sd: (valle.synthesize(text, pw, pt, opts, seed=sd, prompt_sr=psr),
+                                              valle.sample_rate)
 
     ar = S.stage(job, reporter, "valle ar", valle.ar, tr, va, ar_cfg, job.out / "train" / "ar", {"ar": valle.ar.cfg.to_dict()})
     nar = S.stage(job, reporter, "valle nar", valle.nar, tr, va, nar_cfg, job.out / "train" / "nar",
@@ -401,9 +417,12 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
     _report_examples(job, reporter, toks, errors, len(ar_tr), len(ar_va))
     ar_cfg, nar_cfg = _lib_train_config(job, "ar"), _lib_train_config(job, "nar")
 
+    opts = _speak_options(job, "halle")
+
     def synth():
         halle.to(device)
-        return lambda text, pw, psr, pt, sd: (halle.synthesize(text, pw, pt, seed=sd, prompt_sr=psr), halle.sample_rate)
+        return lambda text, pw, psr, pt, sd: (halle.synthesize(text, pw, pt, opts, seed=sd, prompt_sr=psr),
+                                              halle.sample_rate)
 
     ar = S.stage(job, reporter, "halle ar", halle.ar, ar_tr, ar_va, ar_cfg, job.out / "train" / "ar",
                 {"ar": halle.ar.cfg.to_dict()})

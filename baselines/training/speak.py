@@ -1,5 +1,6 @@
 """The "does it speak" check: synthesise a few held-out texts and score them with the harness's
-WER scorer (`halle_bench.metrics` "wer", Whisper), logged with the step.
+WER scorer (`halle_bench.metrics` "wer", Whisper), logged with the step: `val_wer` and
+`val_cer` (corpus CER: character edits / reference characters, both normalised).
 
 The check speaks the shortest held-out texts, each with the audio + transcript of the shortest
 *other* held-out item as the voice prompt (never its own audio, which would hold the first
@@ -7,10 +8,22 @@ words of the answer). The
 number is the corpus WER (total edits / total reference words) over those texts, with the
 same normaliser as the benchmark, so that it reads like the leaderboard's `wer`. A synthesis
 that fails counts as all words deleted (WER 1 for that text) and is counted in `speak_failed`.
+
+Sampling: greedy by default (`[speak] top_k = 1`), i.e. the model's single most likely
+continuation, so that the number moves with what the model has learned rather than with the
+luck of the draws (issue 16: a memorised model scored WER 0.38 greedy and 1.09 at top-k 50).
+`top_k`, `temperature` and `max_len_ratio` (default: the benchmark system's cap) can be set.
+
+Time budget (`[speak] budget_s`, default 120 s): a babbling model runs every item to its
+length cap, which once took the check past 10 minutes. The check stops starting new items
+once `budget_s` seconds have passed since it began (the first item always runs, so there
+is a number) and scores what it has; `speak_done` says how many items that was (of
+`speak_items`). An item that was not synthesised counts in neither WER nor CER.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -47,13 +60,39 @@ def pair_prompts(items: Sequence[tuple[str, str, np.ndarray, int]], n: int) -> l
     return out
 
 
+# [speak] keys of the check itself; the others (asr, normalizer, ...) configure the WER scorer
+OWN_KEYS = ("every", "items", "budget_s", "top_k", "temperature", "max_len_ratio")
+DEFAULT_BUDGET_S = 120.0
+
+
+def sampling_options(speak: dict[str, Any] | None, max_len_ratio: float):
+    """The check's `SamplingOptions` from the [speak] table: greedy unless `top_k` / `temperature`
+    say otherwise; `max_len_ratio` is the model's benchmark default unless set."""
+    from halle_bench.baselines.sampling import SamplingOptions
+
+    sp = speak or {}
+    return SamplingOptions(top_k=int(sp.get("top_k", 1)), temperature=float(sp.get("temperature", 1.0)),
+                           max_len_ratio=float(sp.get("max_len_ratio", max_len_ratio)))
+
+
 @dataclass
 class SpeakCheck:
+    """`scorer_config`: the WER scorer's config; the check's own keys (`OWN_KEYS`: the [speak]
+    table may be passed whole) are taken out of it, and `budget_s` from there is used."""
+
     items: list[SpeakItem]
     scorer_config: dict[str, Any] = field(default_factory=lambda: {"asr": "whisper-base"})
     device: str = "cpu"
     seed: int = 0
+    budget_s: float = DEFAULT_BUDGET_S
+    clock: Callable[[], float] = time.perf_counter
     _scorer: Any = None
+
+    def __post_init__(self) -> None:
+        cfg = dict(self.scorer_config)
+        if "budget_s" in cfg:
+            self.budget_s = float(cfg["budget_s"])
+        self.scorer_config = {k: v for k, v in cfg.items() if k not in OWN_KEYS}
 
     def scorer(self):
         if self._scorer is None:
@@ -68,10 +107,15 @@ class SpeakCheck:
         from halle_bench.metrics import ScoreItem
 
         sc = self.scorer()
-        edits = words = 0
+        norm = getattr(sc, "normalizer", None) or (lambda t: t)
+        edits = words = char_edits = chars = 0
         failed = 0
-        batch, n_words_failed = [], 0
+        batch, done = [], 0
+        t0 = self.clock()
         for k, it in enumerate(self.items):
+            if k > 0 and self.clock() - t0 >= self.budget_s:
+                break
+            done += 1
             try:
                 wav, sr = synth(it.text, it.prompt_wav, it.prompt_sr, it.prompt_text, self.seed + k)
                 wav = np.asarray(wav, dtype=np.float32).reshape(-1)
@@ -82,18 +126,29 @@ class SpeakCheck:
                 batch.append(ScoreItem(system="train", utt_id=it.id, audio=wav, sample_rate=16000, text=it.text))
             except Exception:  # noqa: BLE001  (an untrained model may fail to stop or produce nothing)
                 failed += 1
-                n_words_failed += len(it.text.split())
+                ref = norm(it.text).strip()  # all of it deleted
+                words += len(ref.split())
+                edits += len(ref.split())
+                chars += len(ref)
+                char_edits += len(ref)
         outs = sc.score(batch) if batch else []
-        for o in outs:
+        for o, item in zip(outs, batch):
             if o.error:
                 failed += 1
+                ref = norm(item.text).strip()
+                words += len(ref.split())
+                edits += len(ref.split())
+                chars += len(ref)
+                char_edits += len(ref)
                 continue
             v = o.values
             edits += int(v["subs"]) + int(v["dels"]) + int(v["ins"])
             words += int(v["n_ref_words"])
-        edits += n_words_failed
-        words += n_words_failed
-        return {"val_wer": edits / max(1, words), "speak_items": len(self.items), "speak_failed": failed}
+            char_edits += int(v["char_errors"])
+            chars += int(v["n_ref_chars"])
+        return {"val_wer": edits / max(1, words), "val_cer": char_edits / max(1, chars),
+                "speak_items": len(self.items), "speak_done": done, "speak_failed": failed,
+                "speak_seconds": round(self.clock() - t0, 3)}
 
     def close(self) -> None:
         if self._scorer is not None:
@@ -101,4 +156,4 @@ class SpeakCheck:
             self._scorer = None
 
 
-__all__ = ["SpeakCheck", "SpeakItem", "pair_prompts", "Synth"]
+__all__ = ["SpeakCheck", "SpeakItem", "pair_prompts", "sampling_options", "Synth", "OWN_KEYS", "DEFAULT_BUDGET_S"]

@@ -84,7 +84,8 @@ def split(job: TrainJob, utts, split_items, seed: int):
 
 def logger(reporter, what: str):
     def log(row: dict[str, float]) -> None:
-        keys = ("loss", "accuracy", "lr", "fld", "nac", "val_loss", "val_accuracy", "val_wer")
+        keys = ("loss", "accuracy", "lr", "fld", "nac", "val_loss", "val_accuracy", "val_top10", "val_shuffle_gap",
+                "val_wer", "val_cer", "speak_done")
         reporter.log(f"[{what}] step {int(row['step'])}" + "".join(f" {k} {row[k]:.4g}" for k in keys if k in row))
 
     return log

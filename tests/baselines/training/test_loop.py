@@ -57,10 +57,27 @@ def test_interrupted_equals_uninterrupted_with_ema_validation_and_metrics(tmp_pa
     assert _strip(a) == _strip(b)
     val = [r for r in a if "val_loss" in r]
     assert [r["step"] for r in val] == [4, 8, 10] and all(np.isfinite(r["val_loss"]) for r in val)
+    # the alignment diagnostics ride along with every validation point (alignment.py)
+    assert all(np.isfinite(r["val_shuffle_gap"]) and 0 <= r["val_top10"] <= 1 for r in val)
     assert len([r for r in a if "loss" in r]) == 10
     out = finish(tmp_path / "a.jsonl", "test")
     assert out["csv"].read_text().splitlines()[0].startswith("stage,step,loss")
     assert out["plot"].stat().st_size > 5000
+
+
+def test_curves_get_one_panel_per_diagnostic(tmp_path):
+    import matplotlib.image
+
+    from halle_bench.baselines.training.metrics import plot_curves
+
+    rows = [{"stage": "ar", "step": s, "loss": 3.0 / s} for s in (1, 2, 3)]
+    one = plot_curves(rows, tmp_path / "one.png")
+    rows += [{"stage": "ar", "step": s, "val_loss": 3.0 / s, "val_shuffle_gap": 0.1 * s, "val_top10": 0.2 * s}
+             for s in (1, 3)] + [{"stage": "nar", "step": 2, "val_wer": 0.9, "val_cer": 0.5}]
+    five = plot_curves(rows, tmp_path / "five.png")
+    h1, w1 = matplotlib.image.imread(one).shape[:2]
+    h5, w5 = matplotlib.image.imread(five).shape[:2]
+    assert (h5, w5) == (2 * h1, 3 * w1), ((h1, w1), (h5, w5))  # loss + 4 panels: a 2 x 3 grid
 
 
 def test_ema_is_saved_and_exported(tmp_path):

@@ -320,5 +320,9 @@ def test_validation_split_speak_check_and_curves(work, speech):
     speak = [r for r in rows if "val_wer" in r]
     # the check runs in the NAR stage (AR + NAR make speech) at the end; an untrained model babbles
     assert [r["stage"] for r in speak] == ["nar"] and speak[0]["speak_items"] == 2 and speak[0]["val_wer"] >= 0.5
+    assert speak[0]["speak_done"] == 2 and 0 < speak[0]["val_cer"] <= speak[0]["val_wer"] + 1
+    ar_val = [r for r in rows if r["stage"] == "ar" and "val_loss" in r]
+    assert all("val_shuffle_gap" in r and "val_top10" in r for r in ar_val)  # the alignment diagnostics
+    assert all("val_shuffle_gap" in r for r in rows if r["stage"] == "nar" and "val_loss" in r)
     assert (out / "metrics.csv").exists() and (out / "curves.png").stat().st_size > 5000
     assert (work / "shared-tokens" / "wav_sha256.json").exists() and not (out / "tokens").exists()
