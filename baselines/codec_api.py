@@ -21,6 +21,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 from torch import Tensor
 
+from halle_bench.registry import Registry
+
 
 @runtime_checkable
 class CodecInterface(Protocol):
@@ -65,28 +67,27 @@ class ConfigProperties:
         return self.cfg.dimension
 
 
-_KINDS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {}
+# Codec kinds by name (the `kind` of a codec folder's codec.json): the package's own
+# `seanet` and the mel codec register when their modules are imported; a plugin adds a
+# kind with `register_codec_kind` in a `[run] plugins` module or through the entry-point
+# groups ``halle_bench.codecs`` (a loader named like the kind) / ``halle_bench.plugins``.
+CODECS: Registry[Callable[[Path, dict[str, Any]], Any]] = Registry(
+    "codec kind", "halle_bench.codecs", defaults=("halle_bench.baselines.codec", "halle_bench.baselines.melcodec"))
 
 
 def register_codec_kind(kind: str, loader: Callable[[Path, dict[str, Any]], Any]) -> None:
     """`loader(folder, meta)` builds the codec from its folder (meta = parsed codec.json)."""
-    _KINDS[kind] = loader
-
-
-def _ensure_builtin() -> None:
-    from . import codec, melcodec  # noqa: F401  (they register their kinds)
+    CODECS.register(kind, loader)
 
 
 def codec_kinds() -> list[str]:
-    _ensure_builtin()
-    return sorted(_KINDS)
+    return CODECS.names()
 
 
 def load_codec(directory: str | Path) -> CodecInterface:
     """Any codec folder -> the loaded codec (eval mode), with `weights_sha256` set."""
     from halle_bench.baselines.checkpoint import CheckpointError
 
-    _ensure_builtin()
     d = Path(directory)
     meta_path = d / "codec.json"
     if not meta_path.exists():
@@ -96,9 +97,10 @@ def load_codec(directory: str | Path) -> CodecInterface:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{meta_path}: not valid JSON (line {e.lineno}): {e.msg}") from None
     kind = meta.get("kind", "seanet")
-    if kind not in _KINDS:
-        raise CheckpointError(f"{meta_path}: unknown codec kind {kind!r} (known: {', '.join(sorted(_KINDS))})")
-    return _KINDS[kind](d, meta)
+    loader = CODECS.find(kind) if isinstance(kind, str) else None
+    if loader is None:
+        raise CheckpointError(f"{meta_path}: unknown codec kind {kind!r} (known: {', '.join(codec_kinds())})")
+    return loader(d, meta)
 
 
-__all__ = ["CodecInterface", "ConfigProperties", "load_codec", "register_codec_kind", "codec_kinds"]
+__all__ = ["CODECS", "CodecInterface", "ConfigProperties", "load_codec", "register_codec_kind", "codec_kinds"]

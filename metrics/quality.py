@@ -12,8 +12,11 @@ Config (`[metrics] quality = {...}`):
   `utmos22_strong_step7459_v1.pt`), required;
 * `batch_size` (default 8): items per `score` call the runner sends;
 * `position_seconds` (default 30): slice width of `pos_quality`;
-* dnsmos: `hop_seconds` (default 1.0 as in Microsoft's reference; windows are the native
-  9.01 s) and `threads` (default 1: windows scored concurrently, numbers unchanged);
+* dnsmos: `hop_seconds` (default 9.01 = the native window: non-overlapping windows plus
+  the one ending at the clip's end; 1.0 is Microsoft's reference, ~9x the work),
+  `threads` (default "auto" = the usable cores: windows scored concurrently) and
+  `window_batch` (windows per ONNX call; default "auto" = 1 on CPU, 32 on CUDA); neither
+  changes a number;
 * utmos: `window_seconds` (default 10) and `hop_seconds` (default = window).
 
 Values (maths in `metrics/quality_windows.py`): the windows cover the whole clip, the
@@ -24,7 +27,9 @@ once. `quality` = mean of the window scores (DNSMOS: P.835 OVRL; UTMOS: its MOS)
 slice holding its centre; None for a slice without one), `quality_model`; for DNSMOS
 also `dnsmos_sig`, `dnsmos_bak`, `dnsmos_ovrl`, `dnsmos_p808` (window means) and
 `dnsmos_windows`; for UTMOS `utmos`. Every window is scored alone, so batch size never
-changes a number.
+changes a number. While a batch is scored the scorer reports progress per window
+through its `progress` hook (`metrics.base.score_with_progress`), so a long clip's
+progress moves while it is scored.
 """
 
 from __future__ import annotations
@@ -96,9 +101,26 @@ class QualityScorer(BaseScorer):
                 out[i] = ScoreOutput(error="quality: audio contains NaN/inf samples")
             else:
                 clips[i] = x if it.sample_rate == SCORING_SR else resample(x, it.sample_rate, SCORING_SR)
-        for i, ws in zip(clips, self.model.score_clips(list(clips.values()))):
+        scored = (self.model.score_clips(list(clips.values()), progress=self._window_progress(len(clips)))
+                  if getattr(self.model, "window_progress", False) else self.model.score_clips(list(clips.values())))
+        for i, ws in zip(clips, scored):
             out[i] = ScoreOutput(error=ws) if isinstance(ws, str) else ScoreOutput(values=self._values(ws))
         return [o if o is not None else ScoreOutput(error="quality: not scored") for o in out]
+
+    def _window_progress(self, n_items: int):
+        """(windows done, windows in all) -> this batch's items done, as a fraction, to
+        the driver's `progress` hook (none set: nothing reported)."""
+        hook = self.progress
+        if hook is None or n_items == 0:
+            return None
+        last = [0.0]
+
+        def report(done: int, total: int) -> None:
+            now = n_items * done / max(1, total)
+            hook(now - last[0])
+            last[0] = now
+
+        return report
 
     def _values(self, ws: WindowScores) -> dict[str, Any]:
         s = summarize(ws, SCORING_SR, self.position_s)

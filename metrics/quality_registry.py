@@ -3,7 +3,11 @@
 Same shape as the speaker registry (`spk_registry`): names and model specs are declared
 here, light, so the scorer validates a config and `halle-bench models` lists the files
 without importing torch or onnxruntime; the backend class registers itself when its
-module is imported, which happens only when that model is asked for.
+module is imported, which happens only when that model is asked for. A plugin adds a
+model without editing this file: `declare_quality_model(QualityModelInfo(...))` and
+`@register_quality_model(name)` in its own module, listed in `[run] plugins` or as an
+entry point (group ``halle_bench.quality_models`` or ``halle_bench.plugins``; see
+`halle_bench.registry`).
 
 A backend class provides:
 
@@ -35,7 +39,7 @@ class QualityModelInfo:
     specs: tuple[ModelSpec, ...] = ()
 
 
-_REG = LazyBackends("quality model")
+_REG = LazyBackends("quality model", "halle_bench.quality_models")
 
 
 def declare_quality_model(info: QualityModelInfo) -> QualityModelInfo:
@@ -53,7 +57,7 @@ def quality_model_names() -> list[str]:
 
 
 def quality_backend(name: str) -> type:
-    if name not in _REG.info:
+    if _REG.find_info(name) is None:
         raise ConfigError(f"metrics.quality.model must be one of {', '.join(quality_model_names())}, got {name!r}")
     return _REG.backend(name)
 

@@ -5,7 +5,11 @@ file (`weights_path`) and a loaded encoder (`load_speaker_encoder`). A backend m
 registers its class at import; the built-in ones are imported only when their name is
 asked for (torch, speechbrain), and an import failure is shown with the name, never
 swallowed. Model specs (file name, sha256, how to get it) are declared here, light,
-so `halle-bench models` lists them without importing torch.
+so `halle-bench models` lists them without importing torch. A plugin adds an encoder
+without editing this file: `declare_speaker_model(SpeakerModelInfo(...))` and
+`@register_speaker_model(name)` in its own module, listed in `[run] plugins` or as an
+entry point (group ``halle_bench.speaker_models`` or ``halle_bench.plugins``; see
+`halle_bench.registry`).
 
 A backend class provides:
 
@@ -50,7 +54,7 @@ class SpeakerModelInfo:
     weights_in_folder: bool = False  # model_path may be a folder holding spec.filename
 
 
-_REG = LazyBackends("speaker model")
+_REG = LazyBackends("speaker model", "halle_bench.speaker_models")
 
 
 def declare_speaker_model(info: SpeakerModelInfo) -> SpeakerModelInfo:
@@ -68,9 +72,10 @@ def speaker_model_names() -> list[str]:
 
 
 def speaker_model_info(name: str) -> SpeakerModelInfo:
-    if name not in _REG.info:
+    info = _REG.find_info(name)
+    if info is None:
         raise ConfigError(f"[metrics] sim: unknown model {name!r}; known: {', '.join(speaker_model_names())}")
-    return _REG.info[name]  # type: ignore[return-value]
+    return info  # type: ignore[return-value]
 
 
 def weights_path(name: str, model_path: str | Path | None) -> Path:

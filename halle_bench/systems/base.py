@@ -10,7 +10,9 @@ or accept the even split. Systems that only read files (`timed = False`) get no
 RTF; a system with a per-call start-up cost can `measure_startup(request)` once.
 
 New kinds register with `@register_system("kind")`; baselines add "valle" and
-"halle" this way without the runner knowing them.
+"halle" this way without the runner knowing them. The registry (`SYSTEMS`) is a
+`halle_bench.registry.Registry`: plugins add kinds through `[run] plugins` or entry
+points. The `Scorer` protocol sits beside this one in `halle_bench.protocols`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import ConfigError
+from ..registry import Registry, describe
 
 
 @dataclass(frozen=True)
@@ -116,53 +119,35 @@ class BaseSystem:
 
 
 SystemFactory = Callable[[str, dict[str, Any], Path], System]
-_REGISTRY: dict[str, SystemFactory] = {}
-_DESCRIPTIONS: dict[str, str] = {}
+
+# Modules that register kinds on import, in lookup order: the harness's own kinds
+# first, so a wavdir/command run does not pay for importing the model baselines
+# (torch, their networks: seconds of a scoring-only run). If the baselines fail to
+# import, the other kinds still work and the error is shown when someone asks for a
+# missing kind. Plugins: `[run] plugins` modules, or the entry-point groups
+# ``halle_bench.systems`` (a factory named by kind) and ``halle_bench.plugins``.
+_CORE_MODULES = ("halle_bench.systems.adapters",)
+_BUILTIN_MODULES = _CORE_MODULES + ("halle_bench.baselines.adapters",)
+SYSTEMS: Registry[SystemFactory] = Registry("system kind", "halle_bench.systems", defaults=_BUILTIN_MODULES)
 
 
 def register_system(kind: str, description: str = "") -> Callable[[SystemFactory], SystemFactory]:
     """Class decorator: `@register_system("command")`."""
-
-    def deco(factory: SystemFactory) -> SystemFactory:
-        _REGISTRY[kind] = factory
-        _DESCRIPTIONS[kind] = description or (factory.__doc__ or "").strip().split("\n")[0]
-        return factory
-
-    return deco
+    return SYSTEMS.register(kind, description=description)
 
 
 def system_kinds() -> dict[str, str]:
-    _load_builtin_kinds()
-    return dict(sorted(_DESCRIPTIONS.items()))
+    SYSTEMS.load_all()
+    return dict(sorted(SYSTEMS.descriptions.items()))
 
 
 def build_system(name: str, config: dict[str, Any], base_dir: Path) -> System:
     """Instantiate a system from its config table; unknown kinds are a ConfigError."""
     kind = config.get("kind")
-    # the harness's own kinds first: a wavdir/command run does not pay for importing
-    # the model baselines (torch, their networks: seconds of a scoring-only run)
-    _load_builtin_kinds(_CORE_MODULES)
-    if kind not in _REGISTRY:
-        _load_builtin_kinds()
-    if kind not in _REGISTRY:
-        from ..registry import describe
-
+    factory = SYSTEMS.find(kind) if isinstance(kind, str) and kind else None
+    if factory is None:
         raise ConfigError(
-            f"system '{name}': unknown kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}"
-            f"{describe(_IMPORT_ERRORS)}"
+            f"system '{name}': unknown kind {kind!r}; known kinds: {', '.join(SYSTEMS.names())}"
+            f"{describe(SYSTEMS.all_errors())}"
         )
-    return _REGISTRY[kind](name, config, base_dir)
-
-
-# Modules that register kinds on import. The model adapters need torch and the
-# baselines; if they fail to import, the other kinds still work and the error is
-# shown when someone asks for the missing kind.
-_CORE_MODULES = ("halle_bench.systems.adapters",)
-_BUILTIN_MODULES = _CORE_MODULES + ("halle_bench.baselines.adapters",)
-_IMPORT_ERRORS: dict[str, str] = {}
-
-
-def _load_builtin_kinds(modules: tuple[str, ...] = _BUILTIN_MODULES) -> None:
-    from ..registry import import_all
-
-    import_all(modules, _IMPORT_ERRORS)
+    return factory(name, config, base_dir)

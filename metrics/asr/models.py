@@ -11,7 +11,8 @@
     folder (openai/whisper-large-v3 as seed-tts-eval uses it),
   * a ``.pt`` file: an openai-whisper checkpoint (``large-v3.pt``).
 
-`backend = "auto"` runs each format with its own engine; `backend = "openai-whisper"`
+Formats are registered by name (`formats.FORMATS`: a plugin adds one without editing
+this file); `backend = "auto"` runs each format with its own engine; `backend = "openai-whisper"`
 also runs a CTranslate2 model, converted once to an openai-whisper checkpoint (see
 `metrics/ct2.py`). The identity recorded in rows (`ModelRef`) is the weights as given:
 its sha256 is that of `model.bin`, of the `.pt`, or of the folder's weight files.
@@ -20,18 +21,17 @@ Nothing is downloaded.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from halle_bench.audio import sha256_file
 from halle_bench.errors import ConfigError, MissingModelError
 from halle_bench.models import ModelSpec, get_spec, home, package_dir, register_model, resolve
 
 from ..base import ModelRef
 from ..ct2 import cached_conversion
+from .formats import FORMATS, formats
+from .formats import detect_format as _detect_format
 
 WHISPER_BASE = register_model(
     ModelSpec(
@@ -62,58 +62,22 @@ WHISPER_TINY_EN = register_model(
     )
 )
 REGISTERED = ("whisper-base", "whisper-tiny.en")
-FORMATS = ("ctranslate2", "openai-whisper", "transformers")
-NATIVE_BACKEND = {"ctranslate2": "ctranslate2", "openai-whisper": "openai-whisper", "transformers": "transformers"}
-_HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
 @dataclass(frozen=True)
 class ASRModel:
-    format: str  # one of FORMATS
+    format: str  # a registered format name (see formats.FORMATS)
     path: Path  # folder (ctranslate2, transformers) or file (openai-whisper)
     ref: ModelRef
 
 
 def detect_format(path: str | Path) -> tuple[str, Path]:
     """(format, folder or file) of a model path; raises MissingModelError saying what is missing."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise MissingModelError(
-            f"ASR model {str(path)!r} not found: give a registered name ({', '.join(REGISTERED)}), a CTranslate2 "
-            "Whisper folder (model.bin), a transformers Whisper folder (config.json + model.safetensors), "
-            "or the path of an openai-whisper checkpoint (.pt)"
-        )
-    if p.is_file():
-        if p.name == "model.bin":
-            return "ctranslate2", p.parent
-        if p.suffix == ".pt":
-            return "openai-whisper", p
-        raise MissingModelError(f"{p}: not a Whisper model file (expected a CTranslate2 model.bin or an openai-whisper .pt)")
-    if (p / "model.bin").exists():
-        return "ctranslate2", p
-    if (p / "config.json").exists() and any((p / f).exists() for f in _HF_WEIGHTS):
-        try:
-            kind = json.loads((p / "config.json").read_text()).get("model_type")
-        except (OSError, json.JSONDecodeError) as e:
-            raise MissingModelError(f"{p / 'config.json'}: unreadable ({e})") from None
-        if kind != "whisper":
-            raise MissingModelError(f"{p / 'config.json'}: model_type is {kind!r}, not 'whisper'")
-        return "transformers", p
-    raise MissingModelError(
-        f"{p} is not a Whisper model folder: no model.bin (CTranslate2) and no config.json + "
-        f"{' / '.join(_HF_WEIGHTS[:2])} (transformers)"
-    )
-
-
-def _hf_weights_sha256(folder: Path) -> str:
-    """sha256 of the weight files of a transformers folder (one file: its own sha256)."""
-    files = sorted(f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file())
-    if len(files) == 1:
-        return sha256_file(files[0])
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f"{f.name}:{sha256_file(f)}\n".encode())
-    return h.hexdigest()
+    if not Path(path).expanduser().exists():
+        described = "; ".join(f.description for f in formats() if f.description)
+        raise MissingModelError(f"ASR model {str(path)!r} not found: give a registered name ({', '.join(REGISTERED)}) "
+                                f"or the path of {described}")
+    return _detect_format(path)
 
 
 def _registered_folder(name: str) -> tuple[Path, ModelRef]:
@@ -148,11 +112,7 @@ def resolve_asr(model: str | Path) -> ASRModel:
         folder, ref = _registered_folder(name)
         return ASRModel("ctranslate2", folder, ref)
     fmt, p = detect_format(name)
-    if fmt == "ctranslate2":
-        return ASRModel(fmt, p, ModelRef(name=f"ct2:{p.name}", sha256=sha256_file(p / "model.bin"), path=str(p / "model.bin")))
-    if fmt == "transformers":
-        return ASRModel(fmt, p, ModelRef(name=f"hf:{p.name}", sha256=_hf_weights_sha256(p), path=str(p)))
-    return ASRModel(fmt, p, ModelRef(name=f"whisper:{p.stem}", sha256=sha256_file(p), path=str(p)))
+    return ASRModel(fmt, p, FORMATS.get(fmt).identify(p))
 
 
 def resolve_whisper(model: str | Path) -> tuple[Path, ModelRef]:
@@ -172,12 +132,12 @@ def build_backend(model: str | Path, backend: str, settings, device: str = "cpu"
     from .backends.base import get_backend
 
     m = resolve_asr(model)
-    name = NATIVE_BACKEND[m.format] if backend == "auto" else backend
+    name = FORMATS.get(m.format).backend if backend == "auto" else backend
     factory = get_backend(name)
     if name == "openai-whisper":
         pt, ref = resolve_whisper(model)
         return factory(pt, ref, settings, device=device, compute_type=compute_type, threads=threads, converted=m.format != "openai-whisper")
     if m.format not in factory.formats:
         raise ConfigError(f"[metrics] wer: backend {name!r} cannot run a {m.format} model ({m.path}); "
-                          f"use backend = \"{NATIVE_BACKEND[m.format]}\" or \"auto\"")
+                          f"use backend = \"{FORMATS.get(m.format).backend}\" or \"auto\"")
     return factory(m.path, m.ref, settings, device=device, compute_type=compute_type, threads=threads)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from halle_bench.metrics.dnsmos import WINDOW_SAMPLES, Dnsmos, clip_windows, pad_like_reference, window_starts
+from halle_bench.metrics.dnsmos import (
+    WINDOW_SAMPLES,
+    Dnsmos,
+    clip_windows,
+    onnx_providers,
+    pad_like_reference,
+    window_starts,
+)
 from halle_bench.metrics.quality import DNSMOS_P808, DNSMOS_P835
 from halle_bench.models import resolve
 
@@ -17,7 +24,7 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def model():
-    return Dnsmos(resolve(DNSMOS_P835), resolve(DNSMOS_P808))
+    return Dnsmos(resolve(DNSMOS_P835), resolve(DNSMOS_P808), hop_seconds=1.0)  # the reference's hop
 
 
 def test_padding_doubles_short_clips():
@@ -34,7 +41,7 @@ def test_padding_doubles_short_clips():
 def test_windows_are_the_references_plus_one_ending_at_the_clip_end(seconds):
     n = int(round(seconds * 16000))
     ref = int(np.floor(n / 16000) - 9.01) + 1  # dnsmos_local.py's num_hops
-    starts = window_starts(n)
+    starts = window_starts(n, hop_seconds=1.0)
     assert starts[:ref] == [k * 16000 for k in range(ref)]  # the reference's windows, all kept
     grid = [s for s in starts if s % 16000 == 0]  # every whole-second start that fits the clip
     assert grid == [k * 16000 for k in range((n - WINDOW_SAMPLES) // 16000 + 1)]
@@ -91,7 +98,7 @@ def test_reference_difference_is_its_skipped_windows(model, speech):
     from speechmos import dnsmos as ref
 
     x = np.tile(speech(TEXT), 3)[: 18 * 16000]
-    wins, starts = clip_windows(x)
+    wins, starts = clip_windows(x, hop_seconds=1.0)
     assert starts == [k * 16000 for k in range(9)] + [18 * 16000 - WINDOW_SAMPLES]
     per = np.array([model.score_window(w) for w in wins])
     kept = [k for k in range(9) if int((k + 9.01) * 16000) - k * 16000 == WINDOW_SAMPLES]
@@ -131,3 +138,40 @@ def test_deterministic_and_independent_of_neighbours(model, speech):
 def test_rejects_wrong_rate():
     with pytest.raises(ValueError, match="16000"):
         clip_windows(np.zeros(1000, np.float32), sr=8000)
+
+
+def test_default_hop_is_the_window_and_reaches_the_end():
+    n = int(40 * 16000)
+    assert window_starts(n) == [0, WINDOW_SAMPLES, 2 * WINDOW_SAMPLES, 3 * WINDOW_SAMPLES, n - WINDOW_SAMPLES]
+    assert window_starts(WINDOW_SAMPLES + 1) == [0, 1]
+
+
+def test_windows_batched_in_one_call_give_the_same_bits(speech):
+    """Both ONNX models take a batch dimension; a window's numbers do not depend on its
+    batch-mates or on the thread count (onnxruntime CPU kernels treat rows alone)."""
+    x = np.tile(speech(TEXT), 6)[: 31 * 16000]
+    y = np.tile(speech("Another voice says something else entirely.", voice="en-gb"), 12)[: 24 * 16000]
+    one = Dnsmos(resolve(DNSMOS_P835), resolve(DNSMOS_P808), hop_seconds=4.0, threads=1, window_batch=1)
+    many = Dnsmos(resolve(DNSMOS_P835), resolve(DNSMOS_P808), hop_seconds=4.0, threads=2, window_batch=5)
+    assert one.score_many([x, y]) == many.score_many([x, y]) == [one.score(x), one.score(y)]
+    assert many.primary is one.primary  # one session per process and device, kept
+
+
+def test_progress_counts_windows(speech):
+    m = Dnsmos(resolve(DNSMOS_P835), resolve(DNSMOS_P808), threads=2, window_batch=2)
+    x = np.tile(speech(TEXT), 6)[: 40 * 16000]
+    seen: list[tuple[int, int]] = []
+    (s,) = m.score_many([x], progress=lambda done, total: seen.append((done, total)))
+    assert s.n_windows == 5
+    assert seen == [(2, 5), (4, 5), (5, 5)]  # one call per batch of 2, in order
+
+
+def test_cuda_without_the_provider_falls_back_to_cpu_with_a_note():
+    import onnxruntime as ort
+
+    providers, note = onnx_providers("cuda:0")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert providers[0] == ("CUDAExecutionProvider", {"device_id": 0}) and note == ""
+    else:
+        assert providers == ["CPUExecutionProvider"] and "onnxruntime-gpu" in note
+    assert onnx_providers("cpu") == (["CPUExecutionProvider"], "")

@@ -141,4 +141,43 @@ def test_quality_models_are_registered_by_name():
     assert quality_backend("dnsmos").label == "dnsmos-p835-ovrl"
     assert quality_backend("utmos").label == "utmos22-strong"
     s = build_scorer("quality", {})
-    assert s.settings() == {"model": "dnsmos", "position_seconds": 30.0, "hop_seconds": 1.0}
+    # default hop = the native window: non-overlapping windows plus one ending at the clip's end
+    assert s.settings() == {"model": "dnsmos", "position_seconds": 30.0, "hop_seconds": 9.01}
+
+
+def test_window_progress_is_reported_while_a_batch_is_scored(speech):
+    """Fractions of items as windows finish, summing to the batch's item count: a long
+    clip's progress moves before the batch returns (issue 18: it sat at 0/N)."""
+    from halle_bench.metrics.base import score_with_progress
+
+    x = np.tile(speech("A sentence long enough to tile into a clip of some length."), 12)[: 30 * 16000]
+    items = [ScoreItem("s", "a", audio=x), ScoreItem("s", "b", audio=x[: 20 * 16000])]
+    s = build_scorer("quality", {"threads": 1})  # one window per call, in order
+    steps: list[float] = []
+    out = score_with_progress(s, items, steps.append)
+    assert all(o.error is None for o in out)
+    n_windows = sum(o.values["dnsmos_windows"] for o in out)
+    assert n_windows == 4 + 3 and len(steps) == n_windows  # one step per window
+    assert sum(steps) == pytest.approx(2.0) and all(v > 0 for v in steps)
+    assert s.progress is None  # the hook is the driver's only for the call
+    assert out[0].values == build_scorer("quality", {}).score(items[:1])[0].values
+
+
+def test_score_with_progress_advances_once_for_a_scorer_without_windows():
+    from halle_bench.metrics.base import BaseScorer, ScoreOutput, score_with_progress
+
+    class Plain(BaseScorer):
+        def score(self, items):
+            return [ScoreOutput(values={"n": 1})] * len(items)
+
+    steps: list[float] = []
+    score_with_progress(Plain(), [ScoreItem("s", str(i), audio=np.zeros(10, np.float32)) for i in range(3)], steps.append)
+    assert steps == [3]
+
+
+def test_window_batch_and_threads_are_checked():
+    for bad in ({"window_batch": 0}, {"threads": "many"}, {"window_batch": 1.5}):
+        with pytest.raises(ConfigError, match="positive integer"):
+            build_scorer("quality", bad)
+    s = build_scorer("quality", {"window_batch": 4, "threads": "auto"})
+    assert "window_batch" not in s.settings() and "threads" not in s.settings()  # never change a number

@@ -1,5 +1,5 @@
 """ASR engines behind one protocol (`base.ASRBackend`): ctranslate2, openai-whisper, transformers."""
 
-from .base import ASRBackend, Decoded, backend_names, compression_ratio, get_backend, register_backend
+from .base import BACKENDS, ASRBackend, Decoded, backend_names, compression_ratio, get_backend, register_backend
 
-__all__ = ["ASRBackend", "Decoded", "backend_names", "compression_ratio", "get_backend", "register_backend"]
+__all__ = ["BACKENDS", "ASRBackend", "Decoded", "backend_names", "compression_ratio", "get_backend", "register_backend"]

@@ -13,7 +13,9 @@ only in their arithmetic and search implementation.
   the highest length-normalised log probability wins; the engine must be seeded so the
   same window, seed and temperature always give the same text.
 
-Register an engine with `@register_backend("name")`; `backend_names()` lists them.
+Register an engine with `@register_backend("name")` (see `BACKENDS`, a
+`halle_bench.registry.Registry`); `backend_names()` lists them. An engine declares the
+model `formats` it loads (`metrics.asr.formats`); a new on-disk format registers there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+from halle_bench.registry import Registry, UnknownName
 
 from ...base import ModelRef
 
@@ -68,34 +72,29 @@ class ASRBackend(Protocol):
 
 
 BackendFactory = Callable[..., ASRBackend]
-_BACKENDS: dict[str, BackendFactory] = {}
+# The package's engines, declared by module (each imports its engine lazily); plugins
+# add engines with @register_backend in a `[run] plugins` module or through the
+# entry-point groups ``halle_bench.asr_backends`` / ``halle_bench.plugins``.
+BACKENDS: Registry[BackendFactory] = Registry("ASR backend", "halle_bench.asr_backends")
+for _name, _mod in (("ctranslate2", "ctranslate2"), ("openai-whisper", "openai_whisper"), ("transformers", "transformers")):
+    BACKENDS.declare(_name, f"halle_bench.metrics.asr.backends.{_mod}")
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    def deco(factory: BackendFactory) -> BackendFactory:
-        _BACKENDS[name] = factory
-        return factory
-
-    return deco
+    return BACKENDS.register(name)
 
 
 def backend_names() -> list[str]:
-    _load_builtin()
-    return sorted(_BACKENDS)
+    return BACKENDS.names()
 
 
 def get_backend(name: str) -> BackendFactory:
     from halle_bench.errors import ConfigError
 
-    _load_builtin()
-    if name not in _BACKENDS:
-        raise ConfigError(f"unknown ASR backend {name!r}; known: {', '.join(sorted(_BACKENDS))}")
-    return _BACKENDS[name]
-
-
-def _load_builtin() -> None:
-    # imported for their @register_backend side effect; each imports its engine lazily
-    from . import ctranslate2, openai_whisper, transformers  # noqa: F401
+    try:
+        return BACKENDS.get(name)
+    except UnknownName as e:
+        raise ConfigError(str(e)) from None
 
 
 # -- shared pieces ------------------------------------------------------------------------
