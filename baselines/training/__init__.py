@@ -11,7 +11,9 @@
 | prepare  | validation split, wav hashing, tokens -> memory-mapped example sets       |
 | mreq_stream | MReQ training on random crops read from the files (no corpus in RAM)   |
 | metrics  | metrics.jsonl / metrics.csv and the curves plot                            |
-| speak    | the "does it speak" check: synthesise held-out texts, score with the WER scorer |
+| speak    | the "does it speak" check: synthesise held-out texts, score with the WER scorer (WER, CER, time budget) |
+| alignment | text-shuffle gap and top-k accuracy: does the model read its text?        |
+| diagnose | `python -m ...training.diagnose CKPT MANIFEST`: those numbers for a checkpoint |
 | corpus, texts | the pair's espeak-ng corpus (two parts) and its texts (grammar + pydoc prose) |
 | export   | a trained folder with each stage's last raw weights instead of the EMA     |
 | ship     | the packaged form: fp16, naming the shipped codec / tokenizer (sha256 to register) |
@@ -35,6 +37,7 @@ _LAZY = {
     "split_items": "prepare", "tokenize": "prepare", "ShardExamples": "shards",
     "MetricsLog": "metrics", "plot_curves": "metrics",
     "SpeakCheck": "speak",
+    "topk_hits": "alignment", "rotated_texts": "alignment", "diagnose": "diagnose",
 }
 
 
