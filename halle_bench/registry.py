@@ -118,6 +118,11 @@ class Registry(Generic[T]):
 
         return put(obj) if obj is not None else put
 
+    def unregister(self, name: str) -> None:
+        """Forget a name (tests; a plugin withdrawing an entry). Declared names stay declared."""
+        self.entries.pop(name, None)
+        self.descriptions.pop(name, None)
+
     def declare(self, name: str, module: str) -> None:
         """`name` is registered by importing `module` (imported only when asked for)."""
         self.lazy[name] = module
@@ -225,6 +230,10 @@ class LazyBackends:
             return cls
 
         return deco
+
+    def unregister(self, name: str) -> None:
+        self.reg.unregister(name)
+        self.backends.pop(name, None)
 
     def find_info(self, name: str):
         return self.reg.find(name)

@@ -94,6 +94,10 @@ def installed_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     yield site
+    from halle_bench.metrics.asr import BACKENDS, FORMATS
+
+    FORMATS.unregister("toyasr")
+    BACKENDS.unregister("toyasr")
     sys.modules.pop("toyasr_plugin", None)
 
 
