@@ -362,7 +362,9 @@ def _compare(system: str, bucket: str, b: pd.Series, c: pd.Series, g: _Gate, cdf
     allowed, rule = t.allowed(base_for_rel, hb, hc, se_n)
     row = CheckRow(system, bucket, m.name, bv, cv, cv - bv, allowed, rule, hib, bound=bound)
     # An explicit absolute / relative tolerance (`wer=0.5`) is the user's own bound; otherwise the declared one holds.
+    z = abs(cv - bv) / se_n if math.isfinite(se_n) and se_n > 0 else math.inf
     row.bound_crossed = bool(m.bound and (m.bound.crossed(bv, cv, hib) or m.bound.crossed(cv, bv, hib))
+                             and z >= m.bound.min_z
                              and not (t.kind in ("abs", "rel") and abs(cv - bv) <= allowed + 1e-12))
     if pairs is not None:
         _attach_test(row, m, pairs, seed, n_boot)

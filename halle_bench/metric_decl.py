@@ -45,10 +45,16 @@ class Bound:
     Crossed when the candidate is worse by at least `abs` (in the metric's own unit, a
     fraction for WER) and, when `factor` is given, its value is at least `factor` times
     the baseline's (lower is better) or at most baseline / `factor` (higher is better).
-    WER's `Bound(abs=0.05, factor=2.0)`: doubling and at least 5 points."""
+    WER's `Bound(abs=0.05, factor=2.0)`: doubling and at least 5 points.
+
+    `min_z`: the gate also asks the move to be at least that many standard errors of
+    counting noise (`check_tolerance.se_from_counts`, no multiple-testing correction):
+    in a cell of 2 short utterances, 1 -> 4 word errors doubles the WER and adds 6
+    points by chance alone (measured: benchmarks/check_calibration.py)."""
 
     abs: float
     factor: float | None = None
+    min_z: float = 2.0
 
     def crossed(self, baseline: float, candidate: float, higher_is_better: bool) -> bool:
         if not (math.isfinite(baseline) and math.isfinite(candidate)):

@@ -146,9 +146,9 @@ from halle_bench.metric_registry import register_metric  # noqa: E402
 _Q = dict(direction="higher", scorer="quality", count_column="n_quality", digits=2, unit="MOS",
           why_missing="no `quality` scorer in the candidate run")
 QUALITY_METRICS = (
-    # Half a MOS point lost in any bucket (noise, babble) fails without a test.
+    # 0.8 MOS lost in any bucket (noise, babble) fails without a test (0.5 is chance in a cell of 2).
     Metric("quality", ("quality",), role=HEADLINE, ci="mean", model_column="quality_model", sd_prior=0.3,
-           bound=Bound(abs=0.5), plot="points", positional=("pos_quality",), claims=("dnsmos_windows",),
+           bound=Bound(abs=0.8), plot="points", positional=("pos_quality",), claims=("dnsmos_windows",),
            label="predicted quality (MOS)", short="quality", **_Q),
     Metric("quality_min", ("quality_min",), sd_prior=0.4, label="lowest window quality", short="q min", **_Q),
     Metric("quality_last", ("quality_last",), sd_prior=0.4, label="last window quality", short="q last", **_Q),
