@@ -110,6 +110,8 @@ class CodecAR(nn.Module):
         for emb in [self.text_emb, *self.audio_emb]:
             nn.init.normal_(emb.weight, std=d**-0.5)
         self.last_info: list[dict[str, Any]] = []
+        # Training only (align_prior.py): set by a training config's [align]; never saved.
+        self.align_prior = None
 
     # ----------------------------------------------------------------- pieces
     def _text(self, text: Tensor, text_lens: Tensor) -> tuple[Tensor, Tensor]:
@@ -159,15 +161,35 @@ class CodecAR(nn.Module):
         return tgt, valid
 
     def loss(self, text: Tensor, text_lens: Tensor, codes: Tensor, code_lens: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Mean cross-entropy over every real target (audio frames and EOS), with accuracy."""
-        logits = self(text, text_lens, codes, code_lens)
+        """Mean cross-entropy over every real target (audio frames and EOS), with accuracy
+        (top-1 and top-10). With `align_prior` set and in training mode, the guided
+        attention penalty (align_prior.py) is added and reported as `align`; `loss` in the
+        returned dict stays the cross-entropy, so curves compare across recipes."""
+        prior = self.align_prior if self.training else None
+        if prior is None or prior.weight == 0:
+            logits = self(text, text_lens, codes, code_lens)
+            extra = None
+        else:
+            from .align_prior import capture_attention, guided_attention_loss
+
+            with capture_attention(self.decoder, prior.layers, prior.heads) as mods:
+                logits = self(text, text_lens, codes, code_lens)
+                n_text = int(text.shape[1]) + 1
+                audio_lens = code_lens + self.cfg.n_codebooks - 1
+                extra = sum(guided_attention_loss(m.captured, text_lens, audio_lens, n_text, prior.sigma)
+                            for m in mods.values()) / len(mods)
         tgt, valid = self.targets(codes, code_lens)
         lg = logits.float()[valid]
         tg = tgt[valid]
         loss = F.cross_entropy(lg, tg)
         with torch.no_grad():
             acc = (lg.argmax(-1) == tg).float().mean().item()
-        return loss, {"loss": loss.item(), "accuracy": acc, "tokens": int(tg.numel())}
+            top10 = (lg.topk(min(10, lg.shape[-1]), dim=-1).indices == tg.unsqueeze(-1)).any(-1).float().mean().item()
+        info = {"loss": loss.item(), "accuracy": acc, "top10": top10, "tokens": int(tg.numel())}
+        if extra is not None:
+            info["align"] = float(extra.detach())
+            loss = loss + prior.weight * extra
+        return loss, info
 
     # ------------------------------------------------------------- generation
     @torch.no_grad()

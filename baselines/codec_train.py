@@ -56,7 +56,7 @@ DEFAULT_VOICES = (("en-us", 150, 50), ("en-gb", 160, 60), ("en-gb-x-rp", 140, 40
 _FIT_KEYS = {"iters", "seed", "max_frames"}
 _MEL_KEYS = {f.name for f in fields(MelCodecConfig)}
 _MRVQ_KEYS = {"rates", "latent_dim", "hidden", "preq_n_q", "quant_n_q", "postq_n_q", "codebook_size", "ema",
-              "decay", "dead_threshold"}
+              "decay", "dead_fraction"}
 _MREQ_TRAIN_KEYS = {"steps", "lr", "weight_decay", "batch_size", "segment_blocks", "grad_clip", "seed",
                     "ckpt_every", "log_every"}
 _MREQ_LOSS_KEYS = {"w_nac", "w_fld", "w_hsr", "w_commit", "w_codebook"}

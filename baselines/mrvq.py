@@ -80,7 +80,7 @@ class MRVQConfig:
     codebook_size: int | tuple[int, ...] = 1024  # per level, shared by its three RVQs
     ema: bool = True
     decay: float = 0.99
-    dead_threshold: float = 1.0
+    dead_fraction: float = 0.03  # see RVQConfig
 
     def __post_init__(self):
         object.__setattr__(self, "rates", tuple(int(r) for r in self.rates))
@@ -117,6 +117,9 @@ class MRVQConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MRVQConfig":
         d = dict(d)
+        # `dead_threshold` (an absolute count, replaced by the relative `dead_fraction`)
+        # only mattered while training; folders written before the change still load.
+        d.pop("dead_threshold", None)
         for k, v in d.items():
             if isinstance(v, list):
                 d[k] = tuple(v)
@@ -181,7 +184,7 @@ class LRVQ(nn.Module):
         super().__init__()
         self.rate, self.ratio = level["rate"], level["ratio"]
         common = dict(codebook_size=level["codebook_size"], ema=cfg.ema, decay=cfg.decay,
-                      dead_threshold=cfg.dead_threshold)
+                      dead_fraction=cfg.dead_fraction)
         self.preq = RVQ(RVQConfig(dim=dim, n_q=level["preq_n_q"], **common))
         self.encoder = SubEncoder(dim, hidden, latent_dim, self.ratio)
         self.quant = RVQ(RVQConfig(dim=latent_dim, n_q=level["quant_n_q"], **common))

@@ -8,12 +8,18 @@ Decisions (the HALL-E paper does not describe its quantizers beyond "RVQ"):
   the default) or by a **codebook loss** with a straight-through estimator (VQ-VAE style,
   `ema=False`). Both return a commitment loss `||x - sg(q)||^2`; the straight-through
   variant also returns the codebook loss `||sg(x) - q||^2` (zero for EMA).
-* Codebooks are initialised from the first training batch (random distinct frames), which
-  avoids the dead codes a random Gaussian init leaves behind.
-* **Dead-code reset**: during training, a code whose EMA usage drops below
-  `dead_threshold` (expected assignments per batch) is replaced by a random frame of the
-  current batch, with a grace period before it can be reset again. Used with both codebook kinds (for straight-through codebooks usage is
-  tracked the same way).
+* Codebooks are initialised by **k-means on the first training batch** (`kmeans_iters`
+  Lloyd iterations from random distinct frames; train with batches of thousands of
+  frames so that this is a large sample). Random frames alone left many codes in empty
+  regions, which the dead-code reset then kept recycling.
+* **Dead-code reset, relative to what a batch can assign**: a code is dead when its EMA
+  usage falls below `dead_fraction` x its uniform share of a batch (frames / codes). The
+  first version used an absolute count (1 assignment per batch): with 64-384 frames per
+  batch against 1024 codes *every* code was under it, so every code was reset about every
+  100 steps and the codebooks never settled (every shipped MRVQ quantizer ended with EMA
+  cluster sizes in (1, 2]). A reset code is a random frame of the current batch and gets a
+  grace period (its count starts at twice the threshold). Used with both codebook kinds
+  (for straight-through codebooks usage is tracked the same way).
 * Randomness (init, reset) uses torch's global generator, so a seeded training run is
   deterministic.
 """
@@ -35,8 +41,44 @@ class RVQConfig:
     ema: bool = True
     decay: float = 0.99
     eps: float = 1e-5
-    dead_threshold: float = 1.0  # reset codes used less than this (EMA count per batch)
+    # reset a code whose EMA usage is below this share of the uniform usage (frames / codes)
+    dead_fraction: float = 0.03
     init_from_data: bool = True
+    kmeans_iters: int = 10  # Lloyd iterations of the k-means init on the first batch
+
+
+def kmeans_pp(x: torch.Tensor, k: int) -> torch.Tensor:
+    """k-means++ seeding: each next centre is a row drawn with probability proportional to
+    its squared distance to the centres so far (torch's global generator)."""
+    if x.shape[0] <= k:
+        return _sample_rows(x, k).clone()
+    c = x.new_empty(k, x.shape[1])
+    c[0] = x[torch.randint(x.shape[0], (1,), device=x.device)]
+    d2 = (x - c[0]).pow(2).sum(1)
+    for i in range(1, k):
+        total = d2.sum()
+        j = torch.multinomial(d2 / total, 1) if total > 0 else torch.randint(x.shape[0], (1,), device=x.device)
+        c[i] = x[j]
+        d2 = torch.minimum(d2, (x - c[i]).pow(2).sum(1))
+    return c
+
+
+def kmeans(x: torch.Tensor, k: int, iters: int) -> torch.Tensor:
+    """k-means of x [N, D] -> centroids [k, D]: k-means++ seeding, then Lloyd iterations
+    (torch's global generator: a seeded run is deterministic). An emptied cluster takes
+    the row coded worst."""
+    c = kmeans_pp(x, k)
+    for _ in range(iters):
+        a = nearest_code(x, c)
+        cnt = torch.bincount(a, minlength=k).to(x.dtype)
+        sums = torch.zeros_like(c).index_add_(0, a, x)
+        empty = cnt == 0
+        c = torch.where(empty[:, None], c, sums / cnt.clamp(min=1)[:, None])
+        if empty.any():
+            err = (x - c[a]).pow(2).sum(1)
+            n = int(empty.sum())
+            c[empty] = x[err.topk(min(n, x.shape[0])).indices].repeat((n + x.shape[0] - 1) // x.shape[0], 1)[:n]
+    return c
 
 
 @dataclass
@@ -81,7 +123,7 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
-        rows = _sample_rows(x, self.cfg.codebook_size)
+        rows = kmeans(x.float(), self.cfg.codebook_size, self.cfg.kmeans_iters).to(x.dtype)
         self.codebook.data.copy_(rows)
         if self.cfg.ema:
             self.embed_sum.copy_(rows)
@@ -100,7 +142,8 @@ class VectorQuantizer(nn.Module):
             # Laplace smoothing keeps rarely used codes from dividing by ~0.
             size = (self.cluster_size + cfg.eps) / (n + cfg.codebook_size * cfg.eps) * n
             self.codebook.copy_(self.embed_sum / size[:, None])
-        dead = self.cluster_size < cfg.dead_threshold
+        threshold = cfg.dead_fraction * x.shape[0] / cfg.codebook_size
+        dead = self.cluster_size < threshold
         if dead.any():
             rows = _sample_rows(x, int(dead.sum()))
             self.codebook.data[dead] = rows
@@ -109,7 +152,7 @@ class VectorQuantizer(nn.Module):
             # A grace period: the new code's count starts well above the threshold, so it
             # has ~1/(1-decay) steps to attract frames before it can be reset again
             # (resetting every step churns codebooks on small batches).
-            self.cluster_size[dead] = 2.0 * cfg.dead_threshold
+            self.cluster_size[dead] = 2.0 * threshold
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return nearest_code(x, self.codebook.detach())

@@ -203,6 +203,10 @@ class Attention(nn.Module):
         else:
             self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
+        # training-only alignment prior (align_prior.capture_attention): keep the attention
+        # probabilities of the first `capture_heads` heads, with gradients
+        self.capture_heads = 0
+        self.captured: Tensor | None = None
 
     def _heads(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape
@@ -228,6 +232,12 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
         )
+        if self.capture_heads:  # the same probabilities SDPA used (before dropout), explicitly
+            n = self.capture_heads
+            scores = (q[:, :n] @ k[:, :n].transpose(-1, -2)) / math.sqrt(self.dh)
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            self.captured = torch.softmax(scores.float(), dim=-1)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 

@@ -33,7 +33,7 @@ _MODEL_KEYS = {
     "valle": _TF_KEYS,
     "halle": _TF_KEYS | {"window", "overlap"},
     "mreq": {"rates", "latent_dim", "hidden", "preq_n_q", "quant_n_q", "postq_n_q", "codebook_size",
-             "ema", "decay", "dead_threshold"},
+             "ema", "decay", "dead_fraction"},
 }
 # The tiny MRVQ (tests, CPU smoke runs); "paper" is MRVQConfig's defaults.
 MREQ_TINY = {"hidden": 16, "codebook_size": 16}

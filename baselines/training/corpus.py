@@ -11,6 +11,11 @@ way every sentence that also occurs in the demo passage is dropped, so that the 
 texts stay held out. Utterances join 1-`max_sentences` sentences so that lengths spread
 from ~2 s to ~40 s (long clips matter: HALL-E's point is training on longer audio for the
 same token budget).
+
+Each sentence is spoken on its own, trimmed to 40 ms of silence at each end, and the
+sentences of a clip are joined by pauses drawn from 0.15-0.7 s (seeded per clip id), so the
+clip ends 2 frames after its last word and no pause looks like the end (`silence.py`
+says why). Clips are written at 16 kHz: the shipped teacher codes the 0-8 kHz band.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ def build_corpus(out: str | Path, minutes: float = 60.0, texts: list[str] | None
     `<part>.jsonl` instead of `train.jsonl`), e.g. many short clips beside the long ones;
     concatenate the manifests to train on both."""
     from halle_bench.audio import SCORING_SR, load_audio, save_audio
+    from halle_bench.baselines.silence import join_with_pauses
     from halle_bench.espeak import espeak_to_file
 
     out = Path(out)
@@ -106,8 +112,13 @@ def build_corpus(out: str | Path, minutes: float = 60.0, texts: list[str] | None
         wav = out / "wav" / spk / f"{uid}.wav"
         if not wav.exists():
             wav.parent.mkdir(parents=True, exist_ok=True)
-            raw = espeak_to_file(text, scratch / "raw.wav", voice=voice, speed=speed, pitch=pitch)
-            x, sr, _ = load_audio(raw, sr=SCORING_SR)
+            parts = []
+            for j in range(n):
+                raw = espeak_to_file(pool[(cursor - n + j) % len(pool)], scratch / "raw.wav", voice=voice,
+                                     speed=speed, pitch=pitch)
+                parts.append(load_audio(raw, sr=SCORING_SR)[0])
+            x = join_with_pauses(parts, SCORING_SR, random.Random(f"{seed}/{uid}"))
+            sr = SCORING_SR
             save_audio(wav, x, sr)
             dur = len(x) / sr
         else:

@@ -117,3 +117,24 @@ def test_mreq_trains_on_the_mel_codec_in_feature_space(codec, clips):
     first, last = np.mean([h["loss"] for h in hist[:5]]), np.mean([h["loss"] for h in hist[-5:]])
     assert last < first
     assert hist[-1]["wave"] == 0.0 and hist[-1]["spec"] > 0  # L_NAC on the log-mel
+
+
+def test_16khz_and_24khz_inputs_give_the_same_features(clips):
+    """Issue 16: the default front end covers only the band a 16 kHz input keeps (0-8 kHz),
+    so a clip and its 16 kHz copy embed alike. With bins up to 12 kHz (the first teacher)
+    about 10 of 80 bins sat at the log floor for 16 kHz input and the embeddings differed
+    by several standard deviations there."""
+    from halle_bench.audio import resample
+
+    codec = MelCodec(MelCodecConfig(**SMALL))
+    x24 = clips[0]
+    codec.fit([x24], SR, seed=0, iters=2)
+    z24 = codec.embed(x24, SR)
+    z16 = codec.embed(resample(x24, SR, 16000), 16000)
+    t = min(z24.shape[-1], z16.shape[-1])
+    diff = (z24[..., :t] - z16[..., :t]).abs()
+    assert float(diff.mean()) < 0.1, float(diff.mean())
+    assert float(diff.mean(dim=(0, 2)).max()) < 0.3  # no bin left behind
+    wide = MelCodec(MelCodecConfig(**SMALL, f_max=None)).fit([x24], SR, seed=0, iters=2)
+    d_wide = (wide.embed(x24, SR)[..., :t] - wide.embed(resample(x24, SR, 16000), 16000)[..., :t]).abs()
+    assert float(d_wide.mean(dim=(0, 2)).max()) > 1.0  # what the fix removes

@@ -76,3 +76,36 @@ def test_eval_does_not_update_codebooks():
     vq(torch.randn(1, 4, 32))
     for k, v in vq.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_codes_settle_with_relative_dead_threshold():
+    """Issue 16: small batches against a big codebook. With the old absolute threshold
+    (1 assignment per batch) every code was 'dead' and reset about every 100 steps; the
+    relative threshold and the k-means init leave most codes alone once they settle."""
+    from halle_bench.baselines.rvq import VectorQuantizer, RVQConfig
+
+    torch.manual_seed(0)
+    centers = torch.randn(64, 8) * 3
+    vq = VectorQuantizer(RVQConfig(dim=8, codebook_size=256)).train()
+    resets = []
+    for step in range(300):
+        x = centers[torch.randint(64, (128,))] + 0.1 * torch.randn(128, 8)  # 128 frames, 256 codes
+        before = vq.codebook.clone()
+        vq(x)
+        if step >= 150:  # after settling: codes replaced wholesale (not EMA-moved) count as resets
+            resets.append(int(((vq.codebook - before).norm(dim=1) > 1.0).sum()))
+    assert sum(resets) / len(resets) < 1.0, resets[-10:]
+    assert (vq.cluster_size > 0.03 * 128 / 256).float().mean() > 0.2
+
+
+def test_kmeans_init_fits_the_first_batch():
+    from halle_bench.baselines.rvq import kmeans, nearest_code
+
+    torch.manual_seed(0)
+    centers = torch.randn(16, 4) * 5
+    x = centers[torch.randint(16, (2000,))] + 0.05 * torch.randn(2000, 4)
+    c = kmeans(x, 16, 10)
+    err = (x - c[nearest_code(x, c)]).pow(2).sum(1).mean()
+    rand = x[torch.randperm(2000)[:16]]
+    err_rand = (x - rand[nearest_code(x, rand)]).pow(2).sum(1).mean()
+    assert err < err_rand and err < 1.0
