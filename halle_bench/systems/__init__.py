@@ -2,6 +2,7 @@
 (`command`, `wavdir`, `python`, `ground-truth`; baselines add `valle`, `halle`)."""
 
 from .base import (
+    SYSTEMS,
     BaseSystem,
     SynthesisRequest,
     SynthesisResult,
@@ -12,6 +13,7 @@ from .base import (
 )
 
 __all__ = [
+    "SYSTEMS",
     "BaseSystem",
     "SynthesisRequest",
     "SynthesisResult",
