@@ -101,7 +101,6 @@ def ways(workers: int, ray: bool) -> dict[str, tuple[str, ...] | None]:
 def time_ways(cfg: Path, root: Path, workers: int, ray: bool) -> dict[str, tuple[float, Path]]:
     res = {}
     for name, extra in ways(workers, ray).items():
-        out = root / name.split(",")[0].split(" ")[-1].replace("(", "")
         out = root / f"out-{len(res)}"
         t0 = time.perf_counter()
         if extra is None:  # the shards at once, as an array job would, then the aggregating run
@@ -123,8 +122,14 @@ def report(title: str, res: dict[str, tuple[float, Path]]) -> None:
     ref = table(ref_out)
     print(title)
     for name, (t, out) in res.items():
-        same = table(out).equals(ref)
+        got = table(out)
+        same = got.equals(ref)
         print(f"  {name:34s} {t:7.2f} s   x{ref_t / t:5.2f} vs local   identical utterances.csv: {same}")
+        if not same:  # say where
+            cols = sorted(set(got.columns) ^ set(ref.columns))
+            common = [c for c in ref.columns if c in got.columns]
+            diff = [c for c in common if len(got) != len(ref) or not got[c].equals(ref[c])]
+            print(f"    columns only on one side: {cols}; differing columns: {diff}")
 
 
 def main() -> None:

@@ -1,10 +1,12 @@
 """Stage 1 of a run: every system speaks every utterance (see runner.py).
 
-The wav is written atomically *before* its row, so a row always points at a complete
-file; a re-run skips rows whose cache key matches and whose audio is still there, and
-retries failed ones. Rows go to this writer's own file (`store.table_path`); what is
-done is read from every writer's file (`store.read_latest`), so shards, Ray workers and
-plain runs share one run directory.
+`GenerateStage` is this stage as chunks (`work.py`): the driver lists what is left (a
+re-run skips rows whose cache key matches and whose audio is still there, and retries
+failed ones), a worker does one chunk (one batch of one system, loaded, warmed up and
+start-up-measured once per worker) and returns its rows, the driver appends them. The
+wav is written atomically *before* its row is returned, so a row always points at a
+complete file. What is done is read from every writer's file (`store.read_latest`), so
+shards, workers and plain runs share one run directory.
 
 Timing (RTF) decisions, because they move numbers:
 - A system that times its items itself (`SynthesisResult.wall_seconds`, or

@@ -11,20 +11,23 @@ re-run skips rows whose key matches (and whose status is ok), recomputes the res
 and `force=True` recomputes all. Failed rows are retried on the next run: a
 deterministic failure fails again the same way, a transient one may recover.
 
-Systems and scorer models are loaded once per stage, never per item. Scoring is
-organised by scorer: every system's audio goes through one loaded model in batches.
+Each stage is a map over chunks (`work.py`) through an executor (`executors`: this
+process, a pool of processes, Ray actors): systems and scorer models are loaded once per
+worker, never per item, and the driver writes the rows. Scoring is organised by
+scorer: every system's audio goes through one loaded model in batches. An interrupt
+(Ctrl-C, SIGTERM: `interrupts.py`) stops the workers and leaves the run resumable.
 
 Seeds: each utterance's synthesis seed is derived from the run seed and the
 utterance id (not its position), so adding or removing utterances never changes
 the seed, hence the output, of the others.
 
 Modules: `plan` plans; this one prepares the run directory and runs the stages
-(`generation`, `scoring`) through an executor (`executors`: local, ray, and `--shard
-K/N` slices), then `aggregate`s from the files alone; `provenance` writes env.json
-and the resolved config. Old names (`Plan`, `plan_run`, ...) are re-exported here.
+(`generation`, `scoring`) through an executor (`executors`: local, process, ray, and
+`--shard K/N` slices), then `aggregate`s from the files alone; `provenance` writes
+env.json and the resolved config. Old names (`Plan`, `plan_run`, ...) are re-exported here.
 
-Scaling out: shards and workers write their own JSONL files (`generation.<writer>.jsonl`)
-and `store.read_latest` merges them by key. A shard does not aggregate (it sees only
+Scaling out: shards write their own JSONL files (`generation.<writer>.jsonl`) and
+`store.read_latest` merges them by key. A shard does not aggregate (it sees only
 its slice); a plain run over the same directory afterwards aggregates everything and
 generates or scores nothing already done.
 """
@@ -91,14 +94,12 @@ def run(
     An interrupt (KeyboardInterrupt, `interrupts.Interrupted`) propagates after the
     executor's workers are stopped; every row written so far stays, so a re-run resumes."""
     from .aggregate import aggregate
-    from .data.validate import validate_plan
 
     reporter = reporter or NullReporter()
     out = Path(out)
     sh = parse_shard(shard) if isinstance(shard, str) else shard
     ex = make_executor(executor, workers, ray_address)
     plan = plan_run(config, out, systems, metrics, limit, device, force)
-    validate_plan(plan, reporter)  # every data problem (file:line), exit 2, before anything is generated
     prepare(plan)
     reporter.log(f"{len(plan.utterances)} utterances x {len(plan.systems)} systems, "
                  f"metrics: {', '.join(plan.scorers) or 'none'}, device {plan.device}, out {out}"

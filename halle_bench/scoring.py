@@ -1,11 +1,12 @@
 """Stage 2 of a run: every scorer scores every generated wav (see runner.py).
 
-Organised by scorer, not by utterance: a model is loaded once and sees every system's
-audio in batches (sorted by length, deterministic); a failed item or batch becomes
-error rows, never a crash. Rows go to this writer's own file; what is done is read
-from every writer's file (`store.read_latest`). `expected_keys(plan)` recomputes the
-current key of every scorable item from the run directory alone, so aggregation needs
-nothing held in memory by whoever scored.
+Organised by scorer, not by utterance (`ScoreStage`, chunks as in `work.py`): a model is
+loaded once per worker and sees every system's audio in batches (longest first,
+deterministic); a failed item or batch becomes error rows, never a crash. What is done
+is read from every writer's file (`store.read_latest`). `expected_keys(plan)`
+recomputes the current key of every scorable item from the run directory, with the
+scorers' identities alone (a `plan.RecordedScorer` from env.json will do), so
+aggregation needs neither what was held in memory by whoever scored nor the models.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ up a fixed slice of short ones. A worker that dies (killed, out of memory, a cra
 native code) is replaced, and its chunk is handed to another worker.
 
 Interrupts: workers ignore SIGINT (a Ctrl-C in a terminal reaches the whole process
-group; the driver decides). When the driver stops (interrupted, or done), it tells
-the workers to stop; SIGTERM makes a worker raise SystemExit, which ends any command
+group; the driver decides). Workers stay from one stage to the next (the stage's models are
+released at its end). When the driver stops (interrupted, or done), it tells the
+workers to stop; SIGTERM makes a worker raise SystemExit, which ends any command
 system's process group it is running (`systems.adapters.CommandSystem`).
 """
 
@@ -60,6 +61,9 @@ def _worker_main(conn, config: Any, out: str, spec: dict[str, Any], sys_path: li
                 break
             if msg is None:
                 break
+            if msg == "release":  # the stage is over: free its models, stay for the next stage
+                worker.close()
+                continue
             try:
                 conn.send(("rows", stage_for(msg.stage).run(worker, msg)))
             except Exception as e:
@@ -76,8 +80,13 @@ class _Slots:
         self.procs: list[Any] = [None] * n
         self.conns: list[Any] = [None] * n
         self.ready = [False] * n
-        for i in range(n):  # all at once: each spends a second or two importing and planning
-            self._start(i)
+
+    def start(self, k: int) -> None:
+        """Start the first `k` workers at once (each spends a second or two importing and
+        planning); the others start when they first get a chunk."""
+        for i in range(min(k, self.n)):
+            if self.procs[i] is None:
+                self._start(i)
 
     def _start(self, i: int) -> None:
         parent, child = self.ctx.Pipe()
@@ -128,6 +137,15 @@ class _Slots:
             self.conns[i].close()
         self.procs[i] = self.conns[i] = None
 
+    def release(self) -> None:
+        """End of a stage: every worker frees the models it loaded (the next stage's differ)."""
+        for i, c in enumerate(self.conns):
+            if c is not None:
+                try:
+                    c.send("release")
+                except OSError:
+                    self._drop(i)
+
     def stop(self, graceful: bool) -> None:
         live = [(p, c) for p, c in zip(self.procs, self.conns) if p is not None]
         for p, c in live:
@@ -148,19 +166,32 @@ class _Slots:
 
 
 class ProcessExecutor:
+    """Worker processes kept from one stage to the next (each stage's models are released
+    at its end, the processes and their imports stay), stopped by `close`."""
+
     name = "process"
 
     def __init__(self, workers: int = 2):
         self.workers = int(workers)
+        self._slots: _Slots | None = None
 
     def map(self, plan: Plan, stage: Stage, chunks: list[Chunk]) -> Iterator[Result]:
-        slots = _Slots(plan, max(1, min(self.workers, len(chunks))))
-        graceful = False
+        if self._slots is None:
+            self._slots = _Slots(plan, max(1, self.workers))
+        slots = self._slots
+        slots.start(len(chunks))
+        done = False
         try:
             yield from schedule(slots, chunks)
-            graceful = True
+            done = True
         finally:
-            slots.stop(graceful)
+            if done:
+                slots.release()
+            else:  # interrupted (or the driver failed): stop the workers now
+                slots.stop(graceful=False)
+                self._slots = None
 
     def close(self) -> None:
-        return None
+        if self._slots is not None:
+            self._slots.stop(graceful=True)
+            self._slots = None

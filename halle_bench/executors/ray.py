@@ -8,8 +8,9 @@ replaced and its chunk is handed to another actor. The run directory must be on 
 file system every actor sees (one machine, or a shared mount on a cluster): actors
 write the audio, the driver the rows.
 
-Each stage gets its own actors (`map` starts them and kills them at the end of the
-stage), so generation and scoring can ask for different resources. Without `address`,
+The actors stay from one stage to the next (their imports and planning are paid once);
+at the end of a stage each releases the models it loaded, so scoring's models never
+share a GPU with generation's. Without `address`,
 a local Ray cluster is started for the run and shut down at the end (`close`); with
 `address` (`--ray-address`, e.g. `auto` or `ray://head:10001`) an existing cluster is
 joined. With `cuda` as the device and GPUs in the cluster, each actor gets
@@ -76,8 +77,20 @@ class _Actor:
 class _Slots:
     def __init__(self, ray, actor_cls, args: tuple, n: int):
         self.ray, self.actor_cls, self.args, self.n = ray, actor_cls, args, n
-        self.actors: list[Any] = [actor_cls.remote(*args) for _ in range(n)]
+        self.actors: list[Any] = [None] * n
         self.refs: dict[Any, int] = {}
+
+    def start(self, k: int) -> None:
+        for i in range(min(k, self.n)):
+            if self.actors[i] is None:
+                self.actors[i] = self.actor_cls.remote(*self.args)
+
+    def release(self) -> None:
+        """End of a stage: each actor frees the models it loaded (a GPU shared with the next stage)."""
+        try:
+            self.ray.get([a.close.remote() for a in self.actors if a is not None], timeout=60)
+        except Exception:
+            pass
 
     def submit(self, slot: int, chunk: Chunk) -> None:
         if self.actors[slot] is None:
@@ -111,12 +124,7 @@ class _Slots:
                 pass
             self.actors[slot] = None
 
-    def stop(self, graceful: bool) -> None:
-        if graceful:  # let each actor release its models (a GPU shared with the next stage)
-            try:
-                self.ray.get([a.close.remote() for a in self.actors if a is not None], timeout=30)
-            except Exception:
-                pass
+    def stop(self) -> None:
         for i in range(self.n):
             self._kill(i)
 
@@ -128,6 +136,7 @@ class RayExecutor:
         self.workers = int(workers)
         self.address = address
         self._started = False
+        self._slots: _Slots | None = None
         _import_ray()  # fail at flag time (exit 2), not after planning
 
     def _init(self):
@@ -163,18 +172,28 @@ class RayExecutor:
 
     def map(self, plan: Plan, stage: Stage, chunks: list[Chunk]) -> Iterator[Result]:
         ray = self._init()
-        cpus, gpus, spec = self.resources(plan)
-        actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(_Actor)
-        n = max(1, min(self.workers, len(chunks)))
-        slots = _Slots(ray, actor_cls, (plan.config, str(Path(plan.out).resolve()), spec, list(sys.path)), n)
-        graceful = False
+        if self._slots is None:
+            cpus, gpus, spec = self.resources(plan)
+            actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(_Actor)
+            args = (plan.config, str(Path(plan.out).resolve()), spec, list(sys.path))
+            self._slots = _Slots(ray, actor_cls, args, max(1, self.workers))
+        slots = self._slots
+        slots.start(len(chunks))
+        done = False
         try:
             yield from schedule(slots, chunks)
-            graceful = True
+            done = True
         finally:
-            slots.stop(graceful)
+            if done:
+                slots.release()
+            else:  # interrupted (or the driver failed): kill the actors now
+                slots.stop()
+                self._slots = None
 
     def close(self) -> None:
+        if self._slots is not None:
+            self._slots.stop()
+            self._slots = None
         if self._started:
             _import_ray().shutdown()
             self._started = False
