@@ -60,6 +60,7 @@ manifest = "meta.jsonl"
 buckets = [0, 3, 10, 30, 90]
 prompt = "cross-utterance"
 prompt_seconds = 1.0
+validate = false  # u5 has no text on purpose: a failed row, not a refused run
 
 [[systems]]
 name = "gt"
