@@ -113,7 +113,8 @@ def diagnose(ckpt: str | Path, manifest: str | Path, fmt: str | None = None, lim
             row = check(lambda text, pw, psr, pt, sd: (model.synthesize(text, pw, pt, opts, seed=sd, prompt_sr=psr), sr))
         finally:
             check.close()
-        out["speak"] = {**row, "top_k": opts.top_k, "temperature": opts.temperature, "max_len_ratio": opts.max_len_ratio}
+        out["speak"] = {**row, "top_k": opts.top_k, "temperature": opts.temperature, "max_len_ratio": opts.max_len_ratio,
+                        "errors": list(check.errors)}
     return out
 
 
@@ -133,6 +134,7 @@ def report(d: dict[str, Any]) -> str:
         lines.append(f"speak (top-k {s['top_k']}, T {s['temperature']:g}): WER {s['val_wer']:.3f}  CER {s['val_cer']:.3f}"
                      f"  ({s['speak_done']}/{s['speak_items']} items in {s['speak_seconds']:.0f} s, "
                      f"{s['speak_failed']} failed)")
+        lines += [f"  failed {e}" for e in s.get("errors", [])]
     return "\n".join(lines)
 
 

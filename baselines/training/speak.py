@@ -87,6 +87,7 @@ class SpeakCheck:
     budget_s: float = DEFAULT_BUDGET_S
     clock: Callable[[], float] = time.perf_counter
     _scorer: Any = None
+    errors: list[str] = field(default_factory=list)  # the last call's failed items, "id: why"
 
     def __post_init__(self) -> None:
         cfg = dict(self.scorer_config)
@@ -111,6 +112,7 @@ class SpeakCheck:
         edits = words = char_edits = chars = 0
         failed = 0
         batch, done = [], 0
+        self.errors = []
         t0 = self.clock()
         for k, it in enumerate(self.items):
             if k > 0 and self.clock() - t0 >= self.budget_s:
@@ -124,7 +126,8 @@ class SpeakCheck:
                 if wav.size == 0 or not np.isfinite(wav).all():
                     raise ValueError("empty or non-finite audio")
                 batch.append(ScoreItem(system="train", utt_id=it.id, audio=wav, sample_rate=16000, text=it.text))
-            except Exception:  # noqa: BLE001  (an untrained model may fail to stop or produce nothing)
+            except Exception as e:  # noqa: BLE001  (an untrained model may fail to stop or produce nothing)
+                self.errors.append(f"{it.id}: {e}")
                 failed += 1
                 ref = norm(it.text).strip()  # all of it deleted
                 words += len(ref.split())
@@ -134,6 +137,7 @@ class SpeakCheck:
         outs = sc.score(batch) if batch else []
         for o, item in zip(outs, batch):
             if o.error:
+                self.errors.append(f"{item.utt_id}: scoring: {o.error}")
                 failed += 1
                 ref = norm(item.text).strip()
                 words += len(ref.split())
