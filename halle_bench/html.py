@@ -42,7 +42,8 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;vertical-align:top}
 th{background:#f4f4f4;white-space:normal;max-width:7em}td.l,th.l{text-align:left}
-tr.all td{font-weight:600;background:#fafafa}table.lb{font-size:.8em}table.lb td{white-space:nowrap}
+tr.all td{font-weight:600;background:#fafafa}table.lb{font-size:.76em}table.lb td{white-space:nowrap}
+table.lb th,table.lb td{padding:.2em .3em}table.lb th{max-width:4.5em}
 .ci{display:block;color:#666;font-size:.85em;font-weight:400}
 .row{display:flex;flex-wrap:wrap}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}

@@ -116,3 +116,44 @@ def test_no_report_html_import_cycle():
     code = "import sys, halle_bench.html; print('halle_bench.report' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- issue 17
+
+
+def test_common_set_manifest_text_and_merged_runs_side_by_side(tmp_path):
+    a = make_run(tmp_path / "a" / "run", seed=0, audio=False)
+    b = make_run(tmp_path / "b" / "run2", seed=1, audio=False)
+    for r in (a, b):  # the manifest's text differs from the normalised reference
+        u = pd.read_csv(r / "utterances.csv")
+        u["text"] = "MANIFEST TEXT, as written: " + u["text"]
+        u.to_csv(r / "utterances.csv", index=False)
+    write_report([a], html=True)
+    one = (a / "report.html").read_text()
+    assert "Common set (30 utterances every system completed)" in one
+    listen = one.split("<h2>Listen</h2>")[1]
+    assert "MANIFEST TEXT, as written:" in listen
+    out = write_report([a, b], out_dir=tmp_path / "m", html=True)
+    page = (out.parent / "report.html").read_text()
+    block = page.split("<h2>Listen</h2>")[1].split('<div class="row">')[1].split('<div class="txt">')[0]
+    labels = re.findall(r"<b>([^<]+)</b>", block)
+    assert labels[:4] == ["gt [run]", "gt [run2]", "valle [run]", "valle [run2]"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium (apt-get install chromium)")
+def test_leaderboard_fits_1280_px(tmp_path):
+    """The demo's full leaderboard overflowed a 1280 px window."""
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "results" / "demo"
+    shutil.copytree(demo, tmp_path / "demo")
+    write_report([tmp_path / "demo"], html=True)
+    text = (tmp_path / "demo" / "report.html").read_text()
+    probe = ("<script>document.title='W'+document.documentElement.scrollWidth+'/'+Math.max(...[...document"
+             ".querySelectorAll('table')].map(t=>t.getBoundingClientRect().right))</script></body>")
+    (tmp_path / "probe.html").write_text(text.replace("</body>", probe))
+    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--window-size=1280,900", "--dump-dom", (tmp_path / "probe.html").as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    page_w, table_right = map(float, re.search(r"<title>W([\d.]+)/([\d.]+)</title>", out).groups())
+    assert page_w <= 1280 and table_right <= 1280

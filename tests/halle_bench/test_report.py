@@ -114,3 +114,47 @@ def test_markdown_cells_escaped(tmp_path):
     u.to_csv(run / "utterances.csv", index=False)
     md = write_report([run]).read_text()
     assert "bad \\| pipe and newline" in md
+
+
+# ----------------------------------------------------------------------------- console (issue 17)
+
+
+@pytest.mark.parametrize("columns", ["100", "120"])
+def test_console_summary_fits_the_log(run, tmp_path, capsys, monkeypatch, columns):
+    """19 columns squeezed into 200 characters in CI logs (COLUMNS ignored), buckets cut
+    to `3-…`, n zero wide: now a per-system summary that fits COLUMNS, nothing cut."""
+    from halle_bench.cli import main
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert main(["report", str(run), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert max(len(ln) for ln in lines) <= int(columns)
+    assert "…" not in out
+    head = next(ln for ln in lines if "system" in ln)
+    for h in ("system", "n", "failed", "WER %", "sim", "quality", "3-10 s", "60-90 s"):
+        assert h in head
+    # one row per system, with its all-bucket WER and the WER of each bucket
+    lb = pd.read_csv(run / "leaderboard.csv").set_index(["system", "bucket"])
+    halle = next(ln for ln in lines if ln.startswith("│ halle "))
+    for b in ("3-10", "60-90", "all"):
+        assert f"{lb.loc[('halle', b), 'wer'] * 100:.1f}" in halle
+
+
+def test_console_wide_prints_everything(run, tmp_path, capsys, monkeypatch):
+    from halle_bench.cli import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["report", str(run), "--out", str(tmp_path / "o"), "--wide"]) == 0
+    out = capsys.readouterr().out
+    assert "WER macro %" in out and "sub/del/ins %" in out and "…" not in out
+    assert sum(1 for ln in out.splitlines() if ln.startswith("│ halle ")) == 5  # every bucket row
+
+
+def test_summary_falls_back_to_rows_per_bucket():
+    from halle_bench.report_tables import summary_rows
+
+    lb = pd.DataFrame([{"system": "s" * 30, "bucket": b, "n": 2, "n_failed": 0, "wer": 0.1, "sim": 0.8,
+                        "quality": 3.0} for b in ("3-10", "10-30", "30-60", "60-90", "90-120", "all")])
+    headers, rows, _, layout = summary_rows(lb, 60)
+    assert layout == "per bucket" and headers[:4] == ["system", "bucket", "n", "failed"] and len(rows) == 6
