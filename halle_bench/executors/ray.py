@@ -17,8 +17,8 @@ joined. With `cuda` as the device and GPUs in the cluster, each actor gets
 min(1, GPUs / workers) GPUs (two actors can share one GPU).
 
 Interrupts: the driver polls (`WAIT_SECONDS`), so Ctrl-C is seen within a second;
-stopping kills the actors (`ray.kill`). A command system started by a killed actor
-runs in its own process group and ends by its `timeout`.
+stopping first has each busy actor kill the process groups of the commands it runs
+(`interrupt`, on the actor's second thread), then kills the actors (`ray.kill`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .base import Result
 
 WAIT_SECONDS = 0.5
+STOP_SECONDS = 3.0  # how long stopping waits for actors to end their commands
 
 
 def _import_ray():
@@ -67,8 +68,12 @@ class _Actor:
         except Exception as e:
             return "error", f"{type(e).__name__}: {e}"
 
-    def pid(self) -> int:
-        return os.getpid()
+    def interrupt(self) -> None:
+        """Kill the process groups of the commands `run` has running (runs on the actor's
+        second thread while `run` is busy on the first)."""
+        from ..interrupts import kill_tracked
+
+        kill_tracked()
 
     def close(self) -> None:
         self.worker.close()
@@ -125,6 +130,14 @@ class _Slots:
             self.actors[slot] = None
 
     def stop(self) -> None:
+        busy = sorted(set(self.refs.values()))
+        if busy:  # end the commands they run first: ray.kill alone would orphan their process groups
+            try:
+                self.ray.get([self.actors[i].interrupt.remote() for i in busy if self.actors[i] is not None],
+                             timeout=STOP_SECONDS)
+            except Exception:
+                pass
+        self.refs.clear()
         for i in range(self.n):
             self._kill(i)
 
@@ -174,7 +187,9 @@ class RayExecutor:
         ray = self._init()
         if self._slots is None:
             cpus, gpus, spec = self.resources(plan)
-            actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(_Actor)
+            # Two threads: `interrupt` must run while `run` is busy (the driver never sends
+            # an actor a second chunk before the first comes back).
+            actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_concurrency=2)(_Actor)
             args = (plan.config, str(Path(plan.out).resolve()), spec, list(sys.path))
             self._slots = _Slots(ray, actor_cls, args, max(1, self.workers))
         slots = self._slots

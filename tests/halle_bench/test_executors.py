@@ -198,12 +198,15 @@ def test_moved_run_directory_keeps_every_row_cached(tmp_path, reference):
 
 
 @pytest.mark.slow
-def test_ray_two_workers_equal_one_process(tmp_path, reference):
+def test_ray_two_workers_equal_one_process(tmp_path, reference, monkeypatch):
+    """Also when actors die: each SIGKILLs itself on its 5th call (as in the process pool test)."""
     pytest.importorskip("ray")
     ref_out, ref_summary = reference
     cfg = write_setup(tmp_path)
     out = tmp_path / "out"
+    monkeypatch.setenv("HALLE_TEST_KILL_GEN", "5")  # the local Ray cluster's workers inherit it
     s = run(load_config(cfg), out, executor="ray", workers=2)
+    monkeypatch.delenv("HALLE_TEST_KILL_GEN")  # this process synthesises below
     assert s.generated == ref_summary.generated and s.scored == ref_summary.scored
     # The driver writes every row (the actors write the audio): one writer's files.
     assert (out / "generation.jsonl").exists() and not list(out.glob("generation.*.jsonl"))

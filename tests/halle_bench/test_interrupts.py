@@ -99,11 +99,14 @@ def _stop(p: subprocess.Popen, sig: int) -> tuple[int, float, str]:
     return p.returncode, time.monotonic() - t0, err
 
 
-@pytest.mark.parametrize("executor", ["local", pytest.param("process", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("executor", ["local", pytest.param("process", marks=pytest.mark.slow),
+                                      pytest.param("ray", marks=pytest.mark.slow)])
 def test_ctrl_c_during_generation_stops_kills_the_command_and_resumes(tmp_path, executor):
     cfg = _setup(tmp_path)
     out = tmp_path / "out"
-    extra = ("--executor", "process", "--workers", "2") if executor == "process" else ()
+    if executor == "ray":
+        pytest.importorskip("ray")
+    extra = ("--executor", executor, "--workers", "2") if executor != "local" else ()
     p = _start(cfg, out, {"TTS_SLOW_SECONDS": "300"}, *extra)
     # the quick items are done, the slow one is running
     _wait_for(lambda: sum(r["status"] == "ok" for r in _rows(out)) == 4)
