@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from corpus_trees import librispeech_tree, libritts_tree  # noqa: F401 (fixtures)
+
 from halle_bench.audio import load_audio
 from halle_bench.cli import main
 from halle_bench.config import load_config

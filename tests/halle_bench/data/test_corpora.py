@@ -12,7 +12,7 @@ from halle_bench.data import detect_format, read_corpus, read_manifest
 from halle_bench.data.espeak_corpora import librispeech_text
 from halle_bench.errors import ConfigError
 
-from corpus_trees import LS_CHAPTERS, LTTS_CHAPTERS
+from corpus_trees import LS_CHAPTERS, LTTS_CHAPTERS, librispeech_tree, libritts_tree  # noqa: F401 (fixtures)
 
 
 def test_librispeech_ids_speakers_chapters_order_and_sources(librispeech_tree):
