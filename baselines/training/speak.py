@@ -113,6 +113,13 @@ class SpeakCheck:
         failed = 0
         batch, done = [], 0
         self.errors = []
+
+        def all_deleted(text: str) -> None:  # a failed item: every word and character of it missed
+            nonlocal edits, words, char_edits, chars
+            ref = norm(text).strip()
+            edits, words = edits + len(ref.split()), words + len(ref.split())
+            char_edits, chars = char_edits + len(ref), chars + len(ref)
+
         t0 = self.clock()
         for k, it in enumerate(self.items):
             if k > 0 and self.clock() - t0 >= self.budget_s:
@@ -129,21 +136,13 @@ class SpeakCheck:
             except Exception as e:  # noqa: BLE001  (an untrained model may fail to stop or produce nothing)
                 self.errors.append(f"{it.id}: {e}")
                 failed += 1
-                ref = norm(it.text).strip()  # all of it deleted
-                words += len(ref.split())
-                edits += len(ref.split())
-                chars += len(ref)
-                char_edits += len(ref)
+                all_deleted(it.text)
         outs = sc.score(batch) if batch else []
         for o, item in zip(outs, batch):
             if o.error:
                 self.errors.append(f"{item.utt_id}: scoring: {o.error}")
                 failed += 1
-                ref = norm(item.text).strip()
-                words += len(ref.split())
-                edits += len(ref.split())
-                chars += len(ref)
-                char_edits += len(ref)
+                all_deleted(item.text)
                 continue
             v = o.values
             edits += int(v["subs"]) + int(v["dels"]) + int(v["ins"])

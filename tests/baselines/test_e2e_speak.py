@@ -108,10 +108,13 @@ def train(work: Path, name: str, body: str) -> Path:
 
 
 def speak(kind: str, ckpt: Path) -> list:
-    """Greedy synthesis of TEXTS through the system adapter, as `halle-bench run` drives it."""
+    """Greedy synthesis of TEXTS through the system adapter, as `halle-bench run` drives it.
+    VALL-E decodes the four as one batch (texts of different lengths: the padding masks and
+    per-item EOS of batched decoding are on the path); HALL-E's adapter runs items one by one."""
     from halle_bench.systems.base import SynthesisRequest, build_system
 
-    system = build_system(kind, {"kind": kind, "checkpoint": str(ckpt), "top_k": 1}, ckpt.parent)
+    system = build_system(kind, {"kind": kind, "checkpoint": str(ckpt), "top_k": 1, "batch_size": len(TEXTS)},
+                          ckpt.parent)
     system.cache_key()  # the run's cache key hashes the checkpoint folder
     system.load("cpu")
     try:
