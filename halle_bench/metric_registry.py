@@ -43,9 +43,11 @@ def unregister_metric(name: str) -> None:
 
 
 def _load_builtin() -> None:
-    from .metrics.base import _load_builtin as load_scorers
+    """Import every registered scorer module (built-in and plugins): importing one
+    registers its declarations."""
+    from .protocols import SCORERS
 
-    load_scorers()
+    SCORERS.load_all()
 
 
 def metric_declarations() -> list[Metric]:

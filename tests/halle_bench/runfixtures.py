@@ -49,6 +49,7 @@ class FakeSystem:
     fail_ids: tuple[str, ...] = ()
     extra_sub: float = 0.0  # extra substitution probability ...
     extra_sub_buckets: tuple[str, ...] = ()  # ... in these buckets only (a small, local regression)
+    voice_drift: float = 0.0  # similarity lost where the voice has drifted (past the first 10 s) to another speaker
 
 
 DEFAULT_SYSTEMS = (
@@ -127,7 +128,7 @@ def simulate(sys: FakeSystem, utt: dict, seed: int) -> dict:
         "pos_errors": pos_errors, "pos_words": pos_words,
         "pos_sim": [float(np.clip(sys.sim - sys.drift_per_window * k + rng.normal(0, 0.02), -1, 1))
                     for k in range(n_win)],
-        "sim": float(np.clip(sys.sim + rng.normal(0, 0.05), -1, 1)),
+        "sim": float(np.clip(sys.sim - sys.voice_drift * max(0.0, dur - 10.0) / dur + rng.normal(0, 0.05), -1, 1)),
         "quality": float(np.clip(sys.quality + rng.normal(0, 0.25), 1, 5)),
         "loop": bool(rng.random() < 0.02 + sys.drift_per_window),
         "audio_seconds": audio_seconds, "wall_seconds": wall,
