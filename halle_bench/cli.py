@@ -226,9 +226,11 @@ def cmd_datasets(a: argparse.Namespace) -> int:
     if getattr(a, "dataset_cmd", None) == "build-longform":
         return cmd_build_longform(a)
 
-    print("manifest formats ([dataset] format = ..., inferred when absent):")
+    print("manifest formats ([dataset] format = ..., inferred when absent; the last three read a corpus folder):")
     for f in FORMATS:
         print(f"  {f}")
+    print("build: `halle-bench datasets build-longform SRC OUT`: a long-form set per length bucket from a corpus "
+          "(docs/datasets.md)")
     print("built-in: the embedded demo (`halle-bench run` with no config): espeak-ng voices, buckets 3-90 s")
     print("built-in: `halle-bench run --demo paper --pair WORK`: a trained VALL-E / HALL-E pair on the demo's texts")
     return EXIT_OK
