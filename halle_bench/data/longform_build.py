@@ -187,6 +187,11 @@ def build_longform(
     (out / "manifest.jsonl").write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
     (out / "config.toml").write_text(_config_text(out.name or "longform", edges, min_prompt_seconds), encoding="utf-8")
     rows = _table(chosen, plan.candidates, label_order)
+    for r in rows:
+        if r.n == 0 or (per_bucket is not None and r.n < per_bucket):
+            reporter.log(f"bucket {r.bucket}: {r.n} segment(s){f' of the {per_bucket} asked' if per_bucket else ''}: "
+                         f"the chapters allow no more ({plan.too_long.get(r.bucket, 0)} utterances longer than the "
+                         f"bucket, {plan.no_prompt.get(r.bucket, 0)} segments without a prompt)")
     hashes = {uid: sha256_file(paths[uid]) for uid in sorted(used)}
     from .. import __version__  # here: halle_bench/__init__ imports this package
 

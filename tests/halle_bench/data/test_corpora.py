@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 import soundfile as sf
 
+from halle_bench.cli import main
 from halle_bench.config import parse_config
 from halle_bench.data import detect_format, read_corpus, read_manifest
 from halle_bench.data.espeak_corpora import librispeech_text
@@ -100,3 +102,17 @@ def test_empty_or_wrong_folder(tmp_path):
         read_corpus(tmp_path / "empty", "librispeech")
     with pytest.raises(ConfigError, match="corpus folder not found"):
         read_corpus(tmp_path / "nope", "libritts")
+
+
+def test_corpus_folder_runs_end_to_end_with_cross_utterance_prompts(librispeech_tree, tmp_path, capsys):
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(f'[dataset]\nmanifest = "{librispeech_tree}"\nprompt = "cross-utterance"\nprompt_seconds = 2.0\n'
+                   '[[systems]]\nname = "gt"\nkind = "ground-truth"\n[metrics]\n[run]\nn_boot = 10\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    utt = pd.read_csv(tmp_path / "out" / "utterances.csv")
+    assert len(utt) == sum(len(c.sentences) for c in LS_CHAPTERS) and (utt.status == "ok").all()
+    # a prompt longer than any utterance of the set leaves whole files under the minimum: exit 2, all listed
+    cfg.write_text(cfg.read_text().replace("prompt_seconds = 2.0", "prompt_seconds = 9.0\nmin_prompt_seconds = 8.0"))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "under min_prompt_seconds = 8" in err and ".trans.txt:1: 1001-5001-0000: prompt audio (cut from 1001-" in err
