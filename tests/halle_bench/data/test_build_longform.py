@@ -158,3 +158,20 @@ def test_cli_build_and_bad_corpus_exit_2(librispeech_tree, tmp_path, capsys):
     assert not (tmp_path / "never").exists()
     rc = main(["datasets", "build-longform", str(librispeech_tree), str(tmp_path / "x"), "--buckets", "10,3"])
     assert rc == 2 and "strictly increasing" in capsys.readouterr().err
+
+
+def test_any_manifest_with_speakers_is_a_source(librispeech_tree, tmp_path):
+    """Without a chapter column, each speaker's rows in manifest order are one chapter."""
+    utts = read_manifest(librispeech_tree)
+    rows = [{"id": u.id.replace("-", "_"), "text": u.text, "audio": str(u.audio), "speaker": u.speaker} for u in utts]
+    (tmp_path / "src.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = build_longform(tmp_path / "src.jsonl", tmp_path / "out", edges=(3, 10, 30), seed=0)
+    built = rows_of(res)
+    assert built and all(r["chapter"] == "" for r in built)
+    order = [r["id"] for r in rows]
+    for r in built:
+        pos = [order.index(s) for s in r["sources"]]
+        assert pos == list(range(pos[0], pos[0] + len(pos)))
+    (tmp_path / "nospk.jsonl").write_text(json.dumps({"id": "a", "text": "hello there", "audio": str(utts[0].audio)}) + "\n")
+    with pytest.raises(ConfigError, match="nospk.jsonl:1: a: no speaker"):
+        build_longform(tmp_path / "nospk.jsonl", tmp_path / "out2", edges=(3, 10))
