@@ -55,8 +55,16 @@ class Deaf(CodecAR):
         return super().loss(torch.ones_like(text), torch.full_like(text_lens, L), codes, code_lens)
 
 
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: threads only contend
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.parametrize("cls", [CodecAR, Deaf])
-def test_shuffle_gap_positive_when_the_model_reads_the_text_and_zero_when_it_cannot(cls):
+def test_shuffle_gap_positive_when_the_model_reads_the_text_and_zero_when_it_cannot(cls, one_thread):
     torch.manual_seed(0)
     model = cls(ARConfig(N_TEXT, V, 1, TransformerConfig.tiny(d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.0)))
     train(model, _data(16, 0), TrainConfig(steps=60, batch_size=16, lr=3e-3, warmup_steps=5, log_every=100,
