@@ -94,12 +94,14 @@ def run(
     An interrupt (KeyboardInterrupt, `interrupts.Interrupted`) propagates after the
     executor's workers are stopped; every row written so far stays, so a re-run resumes."""
     from .aggregate import aggregate
+    from .data.validate import validate_plan
 
     reporter = reporter or NullReporter()
     out = Path(out)
     sh = parse_shard(shard) if isinstance(shard, str) else shard
     ex = make_executor(executor, workers, ray_address)
     plan = plan_run(config, out, systems, metrics, limit, device, force)
+    validate_plan(plan, reporter)  # every data problem (file:line), exit 2, before anything is generated
     prepare(plan)
     reporter.log(f"{len(plan.utterances)} utterances x {len(plan.systems)} systems, "
                  f"metrics: {', '.join(plan.scorers) or 'none'}, device {plan.device}, out {out}"
