@@ -281,9 +281,13 @@ def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str
                               f"baseline ({desc(bdf)})")
     notes: list[str] = []
     plan = _gate_plan(bdf, tol, select, notes)
-    scorers = {g.metric.scorer for g in plan} if select is not None else None
+    # Comparable where it matters: the scorers whose metrics are gated. Another version
+    # of a scorer nothing gated comes from (longform, when no tolerance names its
+    # metrics) is a note, not a refusal.
+    scorers = {g.metric.scorer for g in plan}
     mism, cnotes = find_mismatches(bdf, cdf, common, scorers)
-    notes = cnotes + notes
+    other, _ = find_mismatches(bdf, cdf, common, None)
+    notes = cnotes + [f"differs, but nothing gated comes from it: {m}" for m in other if m not in mism] + notes
     if mism and not allow_mismatch:
         raise CheckMismatchError("the runs are not comparable: " + "; ".join(mism)
                                  + " (pass --allow-mismatch to compare them anyway)")

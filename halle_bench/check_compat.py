@@ -1,8 +1,8 @@
 """Comparability of two leaderboards: the same ASR model, normaliser, speaker and quality
 models and scorer versions, or the comparison means nothing.
 
-Only the scorers whose metrics are compared count (`scorers`: all of the baseline's by
-default, those of `check --metrics` otherwise). For each, a different provenance value
+Only the scorers whose metrics are gated count (`scorers`; None: every scorer, which
+`check` uses for notes). For each, a different provenance value
 (the declarations' `model_column` / `provenance`, e.g. asr_model, normalizer) on the
 cells both have, or a different version in `scorer_versions`, is a mismatch; so is a
 provenance column the baseline records and the candidate drops while it still has that

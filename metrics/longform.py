@@ -14,6 +14,12 @@ speech: silence before the first and after the last non-silent frame is excluded
 as are shorter gaps (stop closures, not pauses). Pause lengths are whole numbers
 of frames. An all-silent clip has no speech and no pauses.
 
+**Speaking rate** (version 3): words of the target text per second of speech (the
+active span minus the pauses), `speaking_rate`, and the same for the reference audio of
+the utterance, `ref_speaking_rate`; `ref_n_pauses` counts the reference's pauses. The
+leaderboard declarations (end of this module) gate them toward the reference audio's own
+value, and `pause_w1` compares the pause lengths with the reference's.
+
 **Duration ratio**, in order of what is available:
 
 1. reference audio: active span of the output / active span of the reference
@@ -145,10 +151,19 @@ def restore_cut(audio: np.ndarray, prompt: np.ndarray, start_s: float, sr: int =
     return np.concatenate([audio[:a], np.asarray(prompt, dtype=np.float32).reshape(-1), audio[a:]])
 
 
+def _rate(text: str | None, a: PauseAnalysis) -> float | None:
+    """Words of the target text per second of speech (active span minus pauses); None
+    without a text or without speech."""
+    words = len(text.split()) if text else 0
+    return words / a.speech_seconds if words and a.speech_seconds > 0 else None
+
+
 @register_scorer("longform")
 class LongformScorer(BaseScorer):
     name: ClassVar[str] = "longform"
-    version: ClassVar[str] = "2"  # 2: head policy compares over the same span (prompt put back)
+    # 2: head policy compares over the same span (prompt put back)
+    # 3: speaking_rate / ref_speaking_rate and ref_n_pauses (gated toward the reference audio's own)
+    version: ClassVar[str] = "3"
     # All optional: used when the runner has them (see the duration ratio order).
     uses: ClassVar[frozenset[str]] = frozenset({NEEDS_REFERENCE, NEEDS_PROMPT, NEEDS_TEXT})
 
@@ -202,6 +217,7 @@ class LongformScorer(BaseScorer):
         v: dict[str, Any] = {
             "pauses": gen.pauses,
             "n_pauses": len(gen.pauses),
+            "speaking_rate": _rate(item.text, gen),
             "pause_mean": float(np.mean(gen.pauses)) if gen.pauses else None,
             "speech_seconds": gen.speech_seconds,
             "audio_seconds": x.size / SCORING_SR,
@@ -210,6 +226,8 @@ class LongformScorer(BaseScorer):
         if reference is not None and np.asarray(reference).size:
             ref = self._analyse(np.asarray(reference, dtype=np.float32))
             v["ref_pauses"] = ref.pauses
+            v["ref_n_pauses"] = len(ref.pauses)
+            v["ref_speaking_rate"] = _rate(item.text, ref)
             if ref.active_seconds > 0:
                 ratio, basis = gen.active_seconds / ref.active_seconds, "reference"
         if ratio is None and item.duration_ref:
@@ -269,7 +287,13 @@ LONGFORM_METRICS = (
            label="share truncated"),
     Metric("overrun", ("overrun",), kind="rate", direction="lower", scorer="longform", show=False,
            label="share overrun"),
-    Metric("n_pauses", ("n_pauses",), scorer="longform", digits=1, show=False, label="pauses per utterance"),
+    # Toward the reference audio's own value of the same utterance: "no pause detected" is 0 pauses, a value.
+    Metric("speaking_rate", ("speaking_rate",), direction="target", target="ref_speaking_rate", scorer="longform",
+           unit="w/s", digits=2, claims=("ref_speaking_rate",), label="speaking rate (words / speech second)",
+           short="rate w/s", why_missing="no `longform` scorer, no text or no speech"),
+    Metric("n_pauses", ("n_pauses",), direction="target", target="ref_n_pauses", scorer="longform", digits=1,
+           show=False, claims=("ref_n_pauses",), label="pauses per utterance",
+           why_missing="no `longform` scorer or no reference audio"),
     Metric("pause_mean", ("pause_mean",), scorer="longform", digits=2, unit="s", show=False,
            label="mean pause (s)"),
     Metric("speech_seconds", ("speech_seconds",), scorer="longform", digits=1, unit="s", show=False,

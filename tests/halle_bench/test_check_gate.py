@@ -172,3 +172,27 @@ def test_same_run_passes_and_report_is_deterministic(demo, tmp_path):
     assert all(x.verdict in ("ok", "info") for x in r.rows)
     assert r.markdown == check(tmp_path / "same", demo["base"], n_boot=N_BOOT).markdown
     assert np.isfinite([x.baseline for x in r.rows]).all()
+
+
+def test_rate_and_pause_tolerances_are_accepted():
+    """`--tolerance speaking_rate=10%` was refused ("no known direction")."""
+    from halle_bench.check import parse_tolerances
+
+    t = parse_tolerances(["speaking_rate=10%", "duration_ratio=0.1", "n_pauses=1", "pause_w1=0.1"])
+    assert set(t) == {"speaking_rate", "duration_ratio", "n_pauses", "pause_w1"}
+
+
+def test_another_version_of_an_ungated_scorer_is_a_note(demo, tmp_path):
+    base = pd.read_csv(demo["base"] / "leaderboard.csv").assign(scorer_versions="longform@2 quality@1 sim@1 wer@1",
+                                                                pause_w1=0.1)
+    base.to_csv(tmp_path / "b.csv", index=False)
+    cand = pd.read_csv(demo["base"] / "leaderboard.csv").assign(scorer_versions="longform@3 quality@1 sim@1 wer@1",
+                                                                pause_w1=0.1)
+    (tmp_path / "c").mkdir()
+    cand.to_csv(tmp_path / "c" / "c.csv", index=False)
+    r = check(tmp_path / "c" / "c.csv", tmp_path / "b.csv")
+    assert not r.regressed and "nothing gated comes from it: scorer_versions: baseline `longform@2`" in r.markdown
+    from halle_bench.check import CheckMismatchError
+
+    with pytest.raises(CheckMismatchError, match="longform@2"):  # gated once a tolerance names its metric
+        check(tmp_path / "c" / "c.csv", tmp_path / "b.csv", {"pause_w1": "0.1"})

@@ -156,3 +156,19 @@ def test_restore_cut_puts_the_span_back():
     x = np.arange(10, dtype=np.float32)
     assert np.array_equal(restore_cut(np.r_[x[:2], x[5:]], x[2:5], 2 / 16000), x)
     assert np.array_equal(restore_cut(x[3:], x[:3], 0.0), x)
+
+
+def test_speaking_rate_and_pauses_beside_the_reference_audio():
+    """Version 3: words per speech second of the output and of the reference audio, and the
+    reference's pause count, so the gate measures them against the reference (issue 17)."""
+    text = "one two three four five six seven eight"  # 8 words
+    ref = build([tone(2), gap(0.4), tone(2)])  # 4 s of speech, one pause
+    fast = build([tone(1), tone(1)])  # 2 s of speech, no pause: noise-filled or rushed
+    s = build_scorer("longform", {})
+    same, rushed, no_text = s.score([_item(ref, reference=ref, text=text), _item(fast, reference=ref, text=text),
+                                     _item(fast, reference=ref)])
+    assert same.values["speaking_rate"] == pytest.approx(2.0) == same.values["ref_speaking_rate"]
+    assert same.values["n_pauses"] == same.values["ref_n_pauses"] == 1
+    assert rushed.values["speaking_rate"] == pytest.approx(4.0) and rushed.values["ref_speaking_rate"] == 2.0
+    assert rushed.values["n_pauses"] == 0  # "no pause detected" is a count, not missing
+    assert no_text.values["speaking_rate"] is None and s.version == "3"
