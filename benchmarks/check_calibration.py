@@ -96,7 +96,9 @@ def calibrate(root: Path, n: int, per_bucket: int) -> list[tuple[str, str, str]]
         out.append((size, "false alarms (identical runs, other seeds)", mode, f"{fails[mode]}/{n}",
                     f"{fails[mode] / n:.0%}"))
     print(f"[{size}] {dt:.2f} s per noise candidate (2 checks); fired: "
-          + (", ".join(f"{k} x{v}" for k, v in fired.most_common()) or "nothing"))
+          + (", ".join(f"{k} x{v}" for k, v in fired.most_common()) or "nothing"), flush=True)
+    for row in out:
+        print("  " + " | ".join(row), flush=True)
     for kind, (systems, buckets, metrics) in REGRESSIONS.items():
         hit = Counter()
         other = Counter()
@@ -111,6 +113,7 @@ def calibrate(root: Path, n: int, per_bucket: int) -> list[tuple[str, str, str]]
         for mode in ("paired", "leaderboard-only"):
             out.append((size, f"power: {kind}", mode, f"{hit[mode]}/{n}", f"{hit[mode] / n:.0%}"
                         + (f" (other flags in {other[mode]} runs)" if other[mode] else "")))
+            print("  " + " | ".join(out[-1]), flush=True)  # as it comes: the whole run takes minutes
     return out
 
 
