@@ -18,7 +18,9 @@ MODELS = ("valle", "mreq", "halle", "codec")
 CODEC_KINDS = ("tiny", "teacher_48hz", "encodec_24khz", "checkpoint", "shipped-teacher")
 SIZES = ("tiny", "paper")
 
-_TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train", "speak"}
+_TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train", "speak", "align"}
+# [align]: the training-only alignment prior of the AR (baselines/align_prior.py; off when absent)
+_ALIGN = {"weight", "sigma", "heads", "layers"}
 _DATA = {"manifest", "format", "limit", "max_seconds", "val_items", "tokens_dir", "extract_batch"}
 # [speak]: the "does it speak" check (valle, halle); asr..batch_size go to the WER scorer;
 # budget_s (time budget), top_k / temperature / max_len_ratio (its sampling) are the check's
@@ -114,6 +116,7 @@ class TrainJob:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # "ar" / "nar" overrides
     text: str = ""
     speak: dict[str, Any] | None = None  # the [speak] table (None: no speak check)
+    align: dict[str, Any] | None = None  # the [align] table (None: no alignment prior)
 
     def with_overrides(self, steps: int | None = None, device: str | None = None) -> "TrainJob":
         """The CLI's `--steps N` / `--device D`: replace the value for every stage."""
@@ -339,8 +342,24 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
                       k, "[train]", header="train" if k in ("ar", "nar") else None)
         _check_train(k, v, err, "[train]")
         train[k] = v
+    align = _parse_align(table("align", _ALIGN), model, err)
     return TrainJob(path, model, out, data, codec, tokenizer, init_valle, size, overrides, train, stages, text,
-                    None if sp is None else dict(sp))
+                    None if sp is None else dict(sp), align)
+
+
+def _parse_align(al: dict[str, Any] | None, model: str, err) -> dict[str, Any] | None:
+    """[align] -> AlignPrior keyword arguments (checked with file and line)."""
+    if al is None:
+        return None
+    if model not in ("valle", "halle"):
+        raise err("[align] applies to models 'valle' and 'halle' (the AR's attention)", header="align")
+    for key, chk in (("weight", _NUM_NN), ("sigma", _NUM_POS), ("heads", _INT_POS)):
+        if key in al and not chk[0](al[key]):
+            raise err(f"[align]: `{key}` must be {chk[1]}, got {al[key]!r}", key, "[align]")
+    layers = al.get("layers", [1])
+    if not (isinstance(layers, list) and layers and all(_INT_NN[0](i) for i in layers)):
+        raise err("[align]: `layers` must be a non-empty list of layer indices (0 = first)", "layers", "[align]")
+    return {**{k: v for k, v in al.items() if k != "layers"}, "layers": tuple(layers)}
 
 
 def _check_train(key: str, value: Any, err, where: str) -> None:

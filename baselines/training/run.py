@@ -240,6 +240,21 @@ def _codec_on_all_ranks(job: TrainJob, utts, reporter):
     return codec if codec is not None else _make_codec(job, utts, reporter)
 
 
+def _set_align_prior(job: TrainJob, ar, reporter) -> None:
+    """[align]: the AR's training-only alignment prior (baselines/align_prior.py)."""
+    if job.align is None:
+        return
+    from halle_bench.baselines.align_prior import AlignPrior
+
+    try:
+        ar.align_prior = AlignPrior(**job.align)
+        if max(ar.align_prior.layers) >= len(ar.decoder.layers):
+            raise ValueError(f"layer {max(ar.align_prior.layers)} does not exist (the AR has {len(ar.decoder.layers)})")
+    except ValueError as e:
+        raise job.error(f"[align]: {e}", "layers", "[align]") from None
+    reporter.log(f"alignment prior: {ar.align_prior}")
+
+
 def _train_valle(job: TrainJob, utts, reporter) -> Path:
     from halle_bench.baselines.text import TextFrontend
     from halle_bench.baselines.valle import VALLE
@@ -274,6 +289,7 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
         return lambda text, pw, psr, pt, sd: (valle.synthesize(text, pw, pt, opts, seed=sd, prompt_sr=psr),
                                               valle.sample_rate)
 
+    _set_align_prior(job, valle.ar, reporter)
     ar = S.stage(job, reporter, "valle ar", valle.ar, tr, va, ar_cfg, job.out / "train" / "ar", {"ar": valle.ar.cfg.to_dict()})
     nar = S.stage(job, reporter, "valle nar", valle.nar, tr, va, nar_cfg, job.out / "train" / "nar",
                  {"nar": valle.nar.cfg.to_dict()}, S.speak_hook(job, val_utts, codec.sample_rate, synth, nar_cfg.steps))
@@ -424,6 +440,7 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
         return lambda text, pw, psr, pt, sd: (halle.synthesize(text, pw, pt, opts, seed=sd, prompt_sr=psr),
                                               halle.sample_rate)
 
+    _set_align_prior(job, halle.ar, reporter)
     ar = S.stage(job, reporter, "halle ar", halle.ar, ar_tr, ar_va, ar_cfg, job.out / "train" / "ar",
                 {"ar": halle.ar.cfg.to_dict()})
     nar = S.stage(job, reporter, "halle nar", NARTrainable(halle.nar, halle.mrvq), nar_tr, nar_va, nar_cfg,
