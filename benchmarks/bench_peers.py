@@ -92,17 +92,24 @@ def make_clips(folder: Path) -> list[dict]:
     return items
 
 
-def run(cmd: list[str], timeout: float | None = None) -> tuple[float, str | None]:
-    """(wall seconds, stdout); stdout is None when the process ran past `timeout`."""
-    t = time.perf_counter()
+def run(cmd: list[str], timeout: float | None = None) -> tuple[float, float, str | None]:
+    """(wall seconds, CPU seconds of the process and its children, stdout); stdout is None
+    when the process ran past `timeout`. On a shared machine the CPU time is the steadier figure."""
+    import resource
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t, c = time.perf_counter(), cpu()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return time.perf_counter() - t, None
+        return time.perf_counter() - t, cpu() - c, None
     dt = time.perf_counter() - t
     if p.returncode:
         raise SystemExit(f"{cmd[:4]} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return dt, p.stdout
+    return dt, cpu() - c, p.stdout
 
 
 def corpus_wer(refs: list[str], hyps: list[str]) -> float:
@@ -196,30 +203,31 @@ def main() -> None:
         cfg = halle_config(root, items, {m: tables[m] for m in metrics})
         halle_name = f"halle-bench run ({'+'.join(metrics)})"
         for rep in range(a.repeat):
-            res: dict[str, tuple[float, float]] = {}
+            res: dict[str, tuple[float, float, float]] = {}
 
-            def note(name: str, dt: float, out: str | None, hyps) -> None:
-                res[name] = (dt, corpus_wer(refs, hyps) if out is not None else float("nan"))
-                print(f"  {name}: {dt:.1f} s" + ("" if out is not None else " (timed out: no result)"), flush=True)
+            def note(name: str, dt: float, cpu: float, out: str | None, hyps) -> None:
+                res[name] = (dt, cpu, corpus_wer(refs, hyps) if out is not None else float("nan"))
+                print(f"  {name}: {dt:.1f} s, cpu {cpu:.1f} s" + ("" if out is not None else " (timed out: no result)"), flush=True)
 
             if "f5" not in skip:
-                dt, out = run([sys.executable, "-c", F5_LOOP, str(folder_ct2), a.peer_compute_type, json.dumps(files)], a.timeout)
-                note("f5 (faster-whisper, per file; wer)", dt, out, json.loads(out) if out is not None else [])
+                dt, cpu, out = run([sys.executable, "-c", F5_LOOP, str(folder_ct2), a.peer_compute_type, json.dumps(files)], a.timeout)
+                note("f5 (faster-whisper, per file; wer)", dt, cpu, out, json.loads(out) if out is not None else [])
             if "halle" not in skip:
                 out_dir = root / f"run{rep}"
-                dt, out = run([sys.executable, "-m", "halle_bench", "run", str(cfg), "--out", str(out_dir), "--quiet"], a.timeout)
-                note(halle_name, dt, out, halle_hyps(out_dir, items) if out is not None else [])
+                dt, cpu, out = run([sys.executable, "-m", "halle_bench", "run", str(cfg), "--out", str(out_dir), "--quiet"], a.timeout)
+                note(halle_name, dt, cpu, out, halle_hyps(out_dir, items) if out is not None else [])
             if "openai" not in skip:
-                dt, out = run([sys.executable, "-c", OPENAI_LOOP, str(pt), json.dumps(files)], a.timeout)
-                note("openai-whisper transcribe loop (wer)", dt, out, json.loads(out) if out is not None else [])
+                dt, cpu, out = run([sys.executable, "-c", OPENAI_LOOP, str(pt), json.dumps(files)], a.timeout)
+                note("openai-whisper transcribe loop (wer)", dt, cpu, out, json.loads(out) if out is not None else [])
             print(f"\nrun {rep + 1}/{a.repeat} (load average {os.getloadavg()[0]:.2f})")
-            print(f"{'loop':40s} {'seconds':>8s} {'x real time':>12s} {'WER':>7s}")
-            for k, (dt, w) in res.items():
-                print(f"{k:40s} {dt:8.1f} {audio_s / dt:12.2f} {w:7.3f}")
+            print(f"{'loop':40s} {'seconds':>8s} {'cpu s':>7s} {'x real time':>12s} {'WER':>7s}")
+            for k, (dt, cpu, w) in res.items():
+                print(f"{k:40s} {dt:8.1f} {cpu:7.1f} {audio_s / dt:12.2f} {w:7.3f}")
             h = res.get(halle_name)
-            for k, (dt, w) in res.items():
+            for k, (dt, cpu, w) in res.items():
                 if h and k != halle_name and w == w:
-                    print(f"{halle_name} vs {k}: {dt / h[0]:.2f}x the throughput, WER {h[1] - w:+.3f}")
+                    print(f"{halle_name} vs {k}: {dt / h[0]:.2f}x the throughput (wall), {cpu / h[1]:.2f}x (CPU), "
+                          f"WER {h[2] - w:+.3f}")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 
 The maths follows Microsoft's reference `dnsmos_local.py` (which `speechmos.dnsmos`
 copies): the clip is cut into 9.01 s windows (`WINDOW_SAMPLES` = 144160 samples at
-16 kHz) every `hop` seconds (1 s in the reference; `[metrics] quality` `hop_seconds`);
-each window goes through the
-P.835 network (raw waveform in, three raw scores out, then a fixed cubic/quadratic
+16 kHz) every `hop` seconds (1 s in the reference, the window itself by default here;
+`[metrics] quality` `hop_seconds`); each window goes through the P.835 network (raw waveform in, three raw scores out, then a fixed cubic/quadratic
 polynomial per dimension) and through the P.808 network (a 120-band log-mel of
 the window minus its last 160 samples, 900 frames); the clip's scores are the
 means over its windows, and the per-window OVRL goes to `quality_min`, `quality_last`
