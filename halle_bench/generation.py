@@ -146,8 +146,6 @@ class GenerateStage:
             per_system.append((system.name, getattr(system, "batch_size", 1), items))
         return make_chunks(self.name, per_system)
 
-    def label(self, chunk: Chunk) -> str:
-        return f"generate {chunk.model}"
 
     def failed_rows(self, plan: Plan, chunk: Chunk, message: str) -> list[dict]:
         system = plan.system(chunk.model)

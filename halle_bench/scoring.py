@@ -157,8 +157,6 @@ class ScoreStage:
             per_scorer.append((sname, getattr(scorer, "batch_size", 1), items))
         return make_chunks(self.name, per_scorer)
 
-    def label(self, chunk: Chunk) -> str:
-        return f"score {chunk.model}"
 
     def failed_rows(self, plan: Plan, chunk: Chunk, message: str) -> list[dict]:
         from .metrics.base import ScoreOutput

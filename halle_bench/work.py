@@ -91,8 +91,6 @@ class Stage(Protocol):
     def failed_rows(self, plan: Plan, chunk: Chunk, message: str) -> list[dict[str, Any]]:
         """Driver: rows for a chunk no worker could finish (the worker died, a bug)."""
 
-    def label(self, chunk: Chunk) -> str:
-        """What the progress line calls this chunk's model, e.g. `generate espeak`."""
 
 
 @dataclass
@@ -150,11 +148,11 @@ def run_stage(plan: Plan, stage: Stage, executor: Any, reporter: Reporter, write
         reporter.log(f"{stage.name}: all cached")
         return 0
     total = sum(len(c.items) for c in chunks)
-    models = list(dict.fromkeys(stage.label(c) for c in chunks))
+    models = list(dict.fromkeys(c.model for c in chunks))
     table = JsonlTable(table_path(plan.out, stage.table, writer))
     n = 0
     try:
-        with reporter.stage(f"{stage.name} ({', '.join(models)})" if len(models) > 1 else models[0], total) as st:
+        with reporter.stage(f"{stage.name} {', '.join(models)}", total) as st:
             for chunk, rows in _results(plan, stage, executor, chunks):
                 table.extend(rows)
                 n += len(chunk.items)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import HalleBenchError
+from ..interrupts import track, untrack
 from .base import schedule
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class _Slots:
         parent, child = self.ctx.Pipe()
         p = self.ctx.Process(target=_worker_main, args=(child, *self.args), daemon=True, name=f"halle-bench-worker-{i}")
         p.start()
+        track(p.pid)  # a second Ctrl-C kills it without waiting
         child.close()
         self.procs[i], self.conns[i], self.ready[i] = p, parent, False
 
@@ -133,6 +135,8 @@ class _Slots:
         return out
 
     def _drop(self, i: int) -> None:
+        if self.procs[i] is not None:
+            untrack(self.procs[i].pid)
         if self.conns[i] is not None:
             self.conns[i].close()
         self.procs[i] = self.conns[i] = None
