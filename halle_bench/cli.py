@@ -70,7 +70,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     with handle_interrupts():  # Ctrl-C / SIGTERM: stop within seconds, resumable (exit 130 / 143)
         summary = run(config, out, systems=_csv(a.systems), metrics=_csv(a.metrics), limit=a.limit,
                       device=a.device, force=a.force, reporter=reporter, executor=a.executor, workers=a.workers,
-                      ray_address=a.ray_address, shard=a.shard)
+                      ray_address=a.ray_address, shard=a.shard, score_device=a.score_device)
     if summary.shard is not None:  # a slice: no leaderboard, no report
         _print_shard_summary(summary)
         return summary.exit_code
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--metrics", help="comma-separated subset of metrics, e.g. wer,sim,quality")
     r.add_argument("--limit", type=int, help="first N utterances only")
     r.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides [run] device)")
+    r.add_argument("--score-device", help="where the scorers run when not on --device (e.g. generate on cuda, "
+                   "score on cpu; with --executor ray each stage's actors get that device's resources)")
     r.add_argument("--force", action="store_true", help="recompute everything, ignoring cached rows")
     r.add_argument("--quiet", action="store_true", help="plain log lines instead of progress bars")
     r.add_argument("--html", action="store_true", help="also write report.html")

@@ -34,11 +34,17 @@ class Plan:
     scorers: dict[str, Any]
     device: str
     force: bool = False
+    # Where the scorers run, when not on `device` (e.g. GPUs generate, CPUs score).
+    score_device: str | None = None
     # The plan_run arguments (systems, metrics, limit, device, force): enough to
     # rebuild this plan elsewhere from `config` and `out`.
     spec: dict[str, Any] = field(default_factory=dict)
     _sha_cache: dict[str, str] = field(default_factory=dict)
     _by_id: dict[str, Utterance] = field(default_factory=dict)
+
+    def stage_device(self, stage: str) -> str:
+        """The device a stage's models load on ("generate" | "score")."""
+        return (self.score_device or self.device) if stage == "score" else self.device
 
     def system(self, name: str) -> System:
         """The planned system called `name` (chunks name their model, workers look it up)."""
@@ -95,6 +101,7 @@ def plan_run(
     limit: int | None = None,
     device: str | None = None,
     force: bool = False,
+    score_device: str | None = None,
 ) -> Plan:
     """Everything that can be wrong with the config or manifest fails here, before work."""
     from .metrics.base import build_scorer
@@ -137,9 +144,11 @@ def plan_run(
             sc.models()
         except MissingModelError as e:
             raise ConfigError(f"[metrics] {name}: {e}", config.path, _metric_line(config, name)) from None
-    spec = {"systems": systems, "metrics": metrics, "limit": limit, "device": device, "force": force}
+    spec = {"systems": systems, "metrics": metrics, "limit": limit, "device": device, "force": force,
+            "score_device": score_device}
     return Plan(config=config, out=out, utterances=utts, systems=built, scorers=scorers,
-                device=resolve_device(device or config.run.device), force=force, spec=spec)
+                device=resolve_device(device or config.run.device), force=force, spec=spec,
+                score_device=resolve_device(score_device) if score_device else None)
 
 
 def _import_plugins(config: Config) -> None:

@@ -86,6 +86,7 @@ def run(
     workers: int | None = None,
     ray_address: str | None = None,
     shard: str | Shard | None = None,
+    score_device: str | None = None,
 ) -> RunSummary:
     """Plan, prepare, generate, score (each stage through the executor), aggregate.
 
@@ -100,11 +101,12 @@ def run(
     out = Path(out)
     sh = parse_shard(shard) if isinstance(shard, str) else shard
     ex = make_executor(executor, workers, ray_address)
-    plan = plan_run(config, out, systems, metrics, limit, device, force)
+    plan = plan_run(config, out, systems, metrics, limit, device, force, score_device)
     validate_plan(plan, reporter)  # every data problem (file:line), exit 2, before anything is generated
     prepare(plan)
     reporter.log(f"{len(plan.utterances)} utterances x {len(plan.systems)} systems, "
-                 f"metrics: {', '.join(plan.scorers) or 'none'}, device {plan.device}, out {out}"
+                 f"metrics: {', '.join(plan.scorers) or 'none'}, device {plan.device}"
+                 + (f" (scoring on {plan.score_device})" if plan.score_device else "") + f", out {out}"
                  + (f", shard {sh}" if sh else "") + (f", executor {ex.name}" if ex.name != "local" else ""))
     writer, select = (sh.writer, sh.keeps) if sh else (None, None)
     try:

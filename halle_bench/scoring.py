@@ -169,7 +169,7 @@ class ScoreStage:
 
         plan = worker.plan
         sname = chunk.model
-        scorer = worker.model(self.name, sname, lambda: _loaded(plan.scorers[sname], plan.device))
+        scorer = worker.model(self.name, sname, lambda: _loaded(plan.scorers[sname], plan.stage_device("score")))
         cache = worker.cache.setdefault("audio", _AudioCache())
         needs, inputs = _inputs(scorer)
         items, idx, outs = [], [], [None] * len(chunk.items)

@@ -8,13 +8,16 @@ replaced and its chunk is handed to another actor. The run directory must be on 
 file system every actor sees (one machine, or a shared mount on a cluster): actors
 write the audio, the driver the rows.
 
-The actors stay from one stage to the next (their imports and planning are paid once);
-at the end of a stage each releases the models it loaded, so scoring's models never
-share a GPU with generation's. Without `address`,
-a local Ray cluster is started for the run and shut down at the end (`close`); with
-`address` (`--ray-address`, e.g. `auto` or `ray://head:10001`) an existing cluster is
-joined. With `cuda` as the device and GPUs in the cluster, each actor gets
-min(1, GPUs / workers) GPUs (two actors can share one GPU).
+The actors stay from one stage to the next when both need the same resources (their
+imports and planning are paid once); at the end of a stage each releases the models
+it loaded, so scoring's models never share a GPU with generation's. With
+`--score-device cpu` and `--device cuda`, generation gets GPU actors and scoring new
+CPU-only actors.
+
+Without `address`, a local Ray cluster is started for the run and shut down at the end
+(`close`); with `address` (`--ray-address`, e.g. `auto` or `ray://head:10001`) an
+existing cluster is joined. With `cuda` as a stage's device and GPUs in the cluster, each of its actors
+gets min(1, GPUs / workers) GPUs (two actors can share one GPU).
 
 Interrupts: the driver polls (`WAIT_SECONDS`), so Ctrl-C is seen within a second;
 stopping first has each busy actor kill the process groups of the commands it runs
@@ -150,6 +153,7 @@ class RayExecutor:
         self.address = address
         self._started = False
         self._slots: _Slots | None = None
+        self._profile: tuple[float, float] | None = None
         _import_ray()  # fail at flag time (exit 2), not after planning
 
     def _init(self):
@@ -167,14 +171,19 @@ class RayExecutor:
             self._started = True
         return ray
 
-    def resources(self, plan: Plan) -> tuple[float, float, dict[str, Any]]:
-        """(CPUs, GPUs) per actor and the plan spec the actors rebuild."""
+    def resources(self, plan: Plan, stage: str = "generate") -> tuple[float, float, dict[str, Any]]:
+        """(CPUs, GPUs) per actor of `stage` and the plan spec its actors rebuild."""
         ray = self._init()
         res = ray.cluster_resources()
         spec = dict(plan.spec)
         gpus = 0.0
-        if plan.device.startswith("cuda") and res.get("GPU", 0) > 0:
+        cuda = plan.stage_device(stage).startswith("cuda") and res.get("GPU", 0) > 0
+        if cuda:
             gpus = min(1.0, float(res["GPU"]) / self.workers)
+        if stage == "score" and plan.score_device:
+            # Scoring actors of their own: they plan (and load) on the scoring device only.
+            spec["device"] = spec["score_device"] = "cuda" if cuda else plan.score_device
+        elif cuda:
             spec["device"] = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES: the actor's GPU is cuda:0
         # Whole CPUs per actor (Ray then sets OMP_NUM_THREADS to it, so torch in N
         # actors does not oversubscribe the cores); a fraction only when there are
@@ -185,13 +194,16 @@ class RayExecutor:
 
     def map(self, plan: Plan, stage: Stage, chunks: list[Chunk]) -> Iterator[Result]:
         ray = self._init()
+        cpus, gpus, spec = self.resources(plan, stage.name)
+        if self._slots is not None and self._profile != (cpus, gpus):
+            self._slots.stop()  # this stage needs other resources (GPUs generate, CPUs score)
+            self._slots = None
         if self._slots is None:
-            cpus, gpus, spec = self.resources(plan)
             # Two threads: `interrupt` must run while `run` is busy (the driver never sends
             # an actor a second chunk before the first comes back).
             actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_concurrency=2)(_Actor)
             args = (plan.config, str(Path(plan.out).resolve()), spec, list(sys.path))
-            self._slots = _Slots(ray, actor_cls, args, max(1, self.workers))
+            self._slots, self._profile = _Slots(ray, actor_cls, args, max(1, self.workers)), (cpus, gpus)
         slots = self._slots
         slots.start(len(chunks))
         done = False

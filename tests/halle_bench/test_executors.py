@@ -183,6 +183,23 @@ def test_killed_shard_resumes(tmp_path, reference):
     pd.testing.assert_frame_equal(table(ref_out), table(out))
 
 
+def test_score_device_is_where_scorers_load(tmp_path, reference, monkeypatch):
+    """--score-device: the scorers load there, the systems on --device; nothing else moves."""
+    from plugin_fixtures import ToyScorer
+
+    ref_out, _ = reference
+    cfg = write_setup(tmp_path)
+    seen = []
+    orig = ToyScorer.load
+    monkeypatch.setattr(ToyScorer, "load", lambda self, device: (seen.append(device), orig(self, device))[1])
+    # "meta": a device name nothing runs on, so only the scorers' load can have seen it
+    run(load_config(cfg), tmp_path / "out", device="cpu", score_device="meta")
+    assert seen == ["meta"]
+    rows = [json.loads(x) for x in (tmp_path / "out" / "generation.jsonl").read_text().splitlines()]
+    assert {r["device"] for r in rows if r["status"] == "ok"} == {"cpu"}
+    pd.testing.assert_frame_equal(table(ref_out), table(tmp_path / "out"))
+
+
 def test_moved_run_directory_keeps_every_row_cached(tmp_path, reference):
     ref_out, ref_summary = reference
     src = tmp_path / "machine-a"
