@@ -133,11 +133,12 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _update(self, x: torch.Tensor, codes: torch.Tensor) -> None:
         cfg = self.cfg
-        onehot = F.one_hot(codes, cfg.codebook_size).type(x.dtype)  # [N, K]
-        counts = onehot.sum(0)
+        # bincount / index_add instead of a one-hot [N, K] matmul: N x D work, not N x K x D
+        counts = torch.bincount(codes, minlength=cfg.codebook_size).to(x.dtype)
         self.cluster_size.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
         if cfg.ema:
-            self.embed_sum.mul_(cfg.decay).add_(onehot.t() @ x, alpha=1 - cfg.decay)
+            sums = torch.zeros_like(self.embed_sum).index_add_(0, codes, x)
+            self.embed_sum.mul_(cfg.decay).add_(sums, alpha=1 - cfg.decay)
             n = self.cluster_size.sum()
             # Laplace smoothing keeps rarely used codes from dividing by ~0.
             size = (self.cluster_size + cfg.eps) / (n + cfg.codebook_size * cfg.eps) * n

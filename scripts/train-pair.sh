@@ -3,7 +3,8 @@
 #
 #   bash scripts/train-pair.sh [WORK_DIR] [--minutes M] [--nproc N] [--device D] [--steps N] [--ship]
 #
-# WORK_DIR (default runs/pair) gets corpus/, valle/, halle/ and copies of the configs.
+# WORK_DIR (default runs/pair) gets corpus/, valle/, halle/ and copies of the configs (kept
+# when present: a campaign's edits survive; delete them to take the recipe's).
 # Every stage resumes: run the same command again (in a later session too) and it continues
 # from the last checkpoint; the corpus and the token shards are made once.
 # In the background:  nohup bash scripts/train-pair.sh runs/pair > runs/pair.log 2>&1 &
@@ -29,7 +30,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 mkdir -p "$WORK"
-cp baselines/training/configs/pair-valle.toml baselines/training/configs/pair-halle.toml "$WORK/"
+# A campaign keeps its own copies of the configs (edited to go further, or pointing at a codec
+# that is not shipped yet): copy the recipe only where the work folder has none.
+for c in pair-valle.toml pair-halle.toml; do
+  if [[ -f "$WORK/$c" ]]; then echo "keeping $WORK/$c (delete it to take the recipe's)"; else cp "baselines/training/configs/$c" "$WORK/"; fi
+done
 cd "$WORK"
 
 echo "== corpus: $MINUTES min of long clips (1-8 sentences) + $((MINUTES / 2)) min of short ones (1-3), 8 espeak-ng voices"
