@@ -222,7 +222,10 @@ class HALLE:
         ids = self.text_ids(text, prompt_text)
         ptoks = None
         if prompt_wav is not None and len(prompt_wav) > 0:
-            ptoks = self.tokenizer.encode(np.asarray(prompt_wav, dtype=np.float32), prompt_sr or self.sample_rate)
+            from .silence import trim_prompt
+
+            psr = prompt_sr or self.sample_rate
+            ptoks = self.tokenizer.encode(trim_prompt(prompt_wav, psr), psr)
         toks = self.generate_tokens(ids, ptoks, opts, seed)
         t0 = time.perf_counter()
         wav = self.tokenizer.decode(toks)

@@ -62,4 +62,11 @@ def join_with_pauses(parts: list[np.ndarray], sr: int, rng: random.Random,
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-__all__ = ["speech_bounds", "trim_silence", "join_with_pauses"]
+def trim_prompt(wav: np.ndarray, sr: int) -> np.ndarray:
+    """A voice prompt as the codec LMs take it: float32, leading and trailing silence cut to
+    40 ms like every training clip (a prompt that ends in half a second of silence asks the
+    model to end right there)."""
+    return trim_silence(np.asarray(wav, dtype=np.float32).reshape(-1), sr)
+
+
+__all__ = ["speech_bounds", "trim_silence", "join_with_pauses", "trim_prompt"]

@@ -176,7 +176,9 @@ class VALLE:
             try:
                 ids = self._text_ids(text, ptext)
                 if pw is not None and len(pw) > 0:
-                    pc = self.codec.encode(np.asarray(pw, dtype=np.float32), psr or sr)[0]
+                    from .silence import trim_prompt
+
+                    pc = self.codec.encode(trim_prompt(pw, psr or sr), psr or sr)[0]
                 else:
                     pc = torch.zeros(self.codec.n_q, 0, dtype=torch.long, device=self.device)
                 prepared.append((i, ids, pc))

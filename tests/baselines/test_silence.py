@@ -55,3 +55,30 @@ def test_pauses_vary_and_are_seeded():
     gaps = [r for r in runs if r > 0.1 * SR]
     assert len(gaps) == 5 and len(set(gaps)) > 1
     assert all(0.15 * SR <= g <= 0.7 * SR + 0.1 * SR for g in gaps)
+
+
+def test_models_trim_their_prompts(monkeypatch):
+    """VALL-E and HALL-E encode the trimmed prompt (issue 16: a prompt's trailing silence
+    made the model stop right after it)."""
+    import torch
+
+    from halle_bench.baselines.codec import Codec, CodecConfig
+    from halle_bench.baselines.valle import VALLE
+
+    seen = []
+    codec = Codec.from_config(CodecConfig.tiny())
+    real = codec.encode
+
+    def spy(x, sr=None):
+        seen.append(len(x))
+        return real(x, sr)
+
+    m = VALLE.build(codec, size="tiny", seed=0)
+    monkeypatch.setattr(m.codec, "encode", spy)
+    sr = m.sample_rate
+    t = np.arange(sr // 2) / sr
+    prompt = np.concatenate([np.zeros(sr), 0.3 * np.sin(2 * np.pi * 220 * t), np.zeros(sr)]).astype(np.float32)
+    from halle_bench.baselines.sampling import SamplingOptions
+
+    m.synthesize_batch([("hi", prompt, sr, "a")], SamplingOptions(top_k=1, max_new_tokens=2), 0)
+    assert seen and seen[0] < len(prompt) * 0.4
