@@ -27,7 +27,7 @@ Decisions, because they move numbers or wall time:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from .progress import Reporter
 from .store import JsonlTable, table_path
@@ -150,18 +150,17 @@ def run_stage(plan: Plan, stage: Stage, executor: Any, reporter: Reporter, write
     total = sum(len(c.items) for c in chunks)
     models = list(dict.fromkeys(c.model for c in chunks))
     table = JsonlTable(table_path(plan.out, stage.table, writer))
+    results = executor.map(plan, stage, chunks)
     n = 0
     try:
         with reporter.stage(f"{stage.name} {', '.join(models)}", total) as st:
-            for chunk, rows in _results(plan, stage, executor, chunks):
-                table.extend(rows)
+            for chunk, rows, error in results:
+                table.extend(rows if error is None else stage.failed_rows(plan, chunk, error))
                 n += len(chunk.items)
                 st.advance(len(chunk.items))
     finally:
+        # Now, not when the traceback is freed: an interrupt must stop the workers (and
+        # their commands) before anything else happens.
+        results.close()
         table.close()
     return n
-
-
-def _results(plan: Plan, stage: Stage, executor: Any, chunks: list[Chunk]) -> Iterator[tuple[Chunk, list[dict]]]:
-    for chunk, rows, error in executor.map(plan, stage, chunks):
-        yield chunk, (rows if error is None else stage.failed_rows(plan, chunk, error))
