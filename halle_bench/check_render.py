@@ -95,7 +95,8 @@ def render_markdown(rows: list, candidate: Path, baseline: Path, paired: bool, n
             cells.setdefault((r.system, r.bucket), []).append(r.metric + (" missing" if r.verdict == "missing" else ""))
         lines.append("- regressed: " + "; ".join(f"{s} {b} ({', '.join(m)})" for (s, b), m in cells.items()))
         lines += ["", "Regressions:", ""]
-        lines += [regression_line(r) for r in sorted(reg, key=lambda r: (r.system, bucket_sort_key(r.bucket), r.metric))]
+        lines += [regression_line(r)
+                  for r in sorted(reg, key=lambda r: (r.system, bucket_sort_key(r.bucket), r.metric))]
     shown = [r for r in rows if r.verdict in _ORDER]
     moved = sorted(shown, key=lambda r: (_ORDER[r.verdict] if r.verdict != "info" else 0, r.system,
                                          bucket_sort_key(r.bucket), r.verdict == "info", r.metric))

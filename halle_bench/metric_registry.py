@@ -93,8 +93,8 @@ GENERATION_METRICS = (
            flag_note="{k} utterance(s) with samples at full scale (clip_fraction > 0)"),
     # Timing depends on the machine: compared and shown, gated only with a --tolerance.
     Metric("rtf", ("wall_seconds", "audio_seconds"), kind="ratio", direction="lower", scorer="generation",
-           failures=COUNT, zero_denominator=True, tolerance="info", plot="vs_length", label="real-time factor (wall / audio)",
-           short="RTF",
+           failures=COUNT, zero_denominator=True, tolerance="info", plot="vs_length",
+           label="real-time factor (wall / audio)", short="RTF",
            why_missing="no timed generation (ground truth, pre-generated audio)"),
     Metric("startup_seconds", kind="custom", compute=_startup, direction="lower", scorer="generation",
            tolerance="info", unit="s", digits=2, label="start-up seconds", short="start-up s"),

@@ -201,7 +201,8 @@ def plot_ratio_by_position(pos: pd.DataFrame | None, m: Metric, colors: dict | N
     return fig
 
 
-def plot_means_by_position(pos: pd.DataFrame | None, metrics: list[Metric], colors: dict | None = None) -> Figure | None:
+def plot_means_by_position(pos: pd.DataFrame | None, metrics: list[Metric],
+                           colors: dict | None = None) -> Figure | None:
     """Mean per 30 s slice of the generated audio within long utterances (window
     similarity, quality): where the voice drifts or the audio degrades. One row per
     metric, one panel per length bucket."""
