@@ -43,7 +43,7 @@ from .errors import HalleBenchError
 from .progress import Reporter
 from .store import cache_key, now, portable, read_latest
 from .systems.base import SynthesisRequest, SynthesisResult, System
-from .work import Chunk, Item, Select, Worker, make_chunks, run_stage
+from .work import Chunk, Select, Worker, make_chunks, pending, run_stage
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -130,22 +130,18 @@ class GenerateStage:
 
     def chunks(self, plan: Plan, select: Select) -> list[Chunk]:
         done = read_latest(plan.out, "generation", ("system", "id"))
-        per_system = []
-        for system in plan.systems:
-            items = []
-            for u in plan.utterances:
-                if select is not None and not select(system.name, u.id):
-                    continue
-                key = generation_key(plan, system, u, request_for(plan, u))
-                prev = done.get((system.name, u.id))
-                wp = wav_path(plan.out, system.name, u.id)
-                if (not plan.force and prev and prev.get("key") == key and prev.get("status") == "ok"
-                        and wp.exists() and plan.file_sha(wp) == prev.get("audio_sha256")):
-                    continue
-                items.append(Item(system.name, u.id, key, float(u.duration or 0.0)))
-            per_system.append((system.name, getattr(system, "batch_size", 1), items))
-        return make_chunks(self.name, per_system)
 
+        def current(system: System, u: Utterance, key: str) -> bool:
+            prev = done.get((system.name, u.id))
+            wp = wav_path(plan.out, system.name, u.id)
+            return bool(prev and prev.get("key") == key and prev.get("status") == "ok" and wp.exists()
+                        and plan.file_sha(wp) == prev.get("audio_sha256"))
+
+        items = pending(plan, select, lambda s, u: generation_key(plan, s, u, request_for(plan, u)), current,
+                        lambda s, u: u.duration)
+        per_system = [(s.name, getattr(s, "batch_size", 1), [it for it in items if it.system == s.name])
+                      for s in plan.systems]
+        return make_chunks(self.name, per_system)
 
     def failed_rows(self, plan: Plan, chunk: Chunk, message: str) -> list[dict]:
         system = plan.system(chunk.model)

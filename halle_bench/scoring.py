@@ -24,7 +24,7 @@ from .generation import wav_path
 from .progress import Reporter
 from .store import cache_key, now, portable, read_latest
 from .systems.base import System
-from .work import Chunk, Item, Select, Worker, make_chunks, run_stage
+from .work import Chunk, Item, Select, Worker, make_chunks, pending, run_stage
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -141,22 +141,20 @@ class ScoreStage:
         for sname, scorer in plan.scorers.items():
             ident = scorer_identity(scorer)
             _, inputs = _inputs(scorer)
-            items = []
-            for system in plan.systems:
-                for u in plan.utterances:
-                    if select is not None and not select(system.name, u.id):
-                        continue
-                    g = gen.get((system.name, u.id))
-                    if not g or g.get("status") != "ok":
-                        continue
-                    k = score_key(plan, ident, system, u, g.get("audio_sha256"), inputs)
-                    prev = done.get((system.name, u.id, sname))
-                    if not plan.force and prev and prev.get("key") == k and not prev.get("error"):
-                        continue
-                    items.append(Item(system.name, u.id, k, float(g.get("audio_seconds") or 0.0)))
+
+            def key(system: System, u: Utterance) -> str | None:
+                g = gen.get((system.name, u.id))
+                if not g or g.get("status") != "ok":
+                    return None  # nothing to score
+                return score_key(plan, ident, system, u, g.get("audio_sha256"), inputs)
+
+            def current(system: System, u: Utterance, k: str) -> bool:
+                prev = done.get((system.name, u.id, sname))
+                return bool(prev and prev.get("key") == k and not prev.get("error"))
+
+            items = pending(plan, select, key, current, lambda s, u: gen[(s.name, u.id)].get("audio_seconds"))
             per_scorer.append((sname, getattr(scorer, "batch_size", 1), items))
         return make_chunks(self.name, per_scorer)
-
 
     def failed_rows(self, plan: Plan, chunk: Chunk, message: str) -> list[dict]:
         from .metrics.base import ScoreOutput

@@ -35,7 +35,8 @@ from .store import JsonlTable, table_path
 if TYPE_CHECKING:
     from .plan import Plan
 
-__all__ = ["Chunk", "Item", "MAX_ATTEMPTS", "Select", "Stage", "Worker", "make_chunks", "run_stage", "stage_for"]
+__all__ = ["Chunk", "Item", "MAX_ATTEMPTS", "Select", "Stage", "Worker", "make_chunks", "pending", "run_stage",
+           "stage_for"]
 
 # Which (system name, utterance id) items this process works on (a shard); None = all.
 Select = Callable[[str, str], bool] | None
@@ -62,6 +63,23 @@ class Chunk:
     items: tuple[Item, ...]
     seq: int  # position in the stage's chunk list (deterministic)
     attempt: int = 1
+
+
+def pending(plan: Plan, select: Select, key: Callable[[Any, Any], str | None],
+            current: Callable[[Any, Any, str], bool], cost: Callable[[Any, Any], float]) -> list[Item]:
+    """The (system, utterance) items of the plan that `select` keeps, whose `key` is not
+    None (None: nothing to do for it, e.g. no audio to score) and that have no
+    `current` row (always all of them with `plan.force`)."""
+    items = []
+    for system in plan.systems:
+        for u in plan.utterances:
+            if select is not None and not select(system.name, u.id):
+                continue
+            k = key(system, u)
+            if k is None or (not plan.force and current(system, u, k)):
+                continue
+            items.append(Item(system.name, u.id, k, float(cost(system, u) or 0.0)))
+    return items
 
 
 def make_chunks(stage: str, per_model: Iterable[tuple[str, int, list[Item]]]) -> list[Chunk]:

@@ -3,9 +3,9 @@
 An executor is a way of running chunks of work (`work.Chunk`) on workers, in the
 spirit of `concurrent.futures` and lhotse's executors: the driver plans the chunks,
 the executor hands each one to whichever worker is free (a shared queue, not a fixed
-slice), and the driver writes the rows that come back (`work.run_stage`). Every
-executor goes through `schedule`, so load balancing, retries and ordering are the
-same for a pool of processes and for Ray actors.
+slice), and the driver writes the rows that come back (`work.run_stage`). The pools
+(processes, Ray actors) both go through `schedule`, so load balancing, retries and
+ordering are the same for them; the local executor simply does the chunks in order.
 """
 
 from __future__ import annotations
