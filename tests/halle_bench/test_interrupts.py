@@ -144,6 +144,42 @@ def test_sigterm_during_the_startup_probe_stops_at_once(tmp_path):
     assert sorted(r["id"] for r in _rows(out) if r["status"] == "ok") == [f"u{i}" for i in range(5)]
 
 
+SLOW_SCORER = textwrap.dedent('''\
+    import os, time
+    from halle_bench.metrics.base import BaseScorer, ScoreOutput, register_scorer
+
+    @register_scorer("slowscore")
+    class SlowScorer(BaseScorer):
+        name = "slowscore"
+        version = "1"
+        batch_size = 1
+
+        def score(self, items):
+            time.sleep(float(os.environ.get("SLOW_SCORE_SECONDS", "0")))
+            return [ScoreOutput(values={"slow_n": len(it.audio)}) for it in items]
+    ''')
+
+
+def test_ctrl_c_during_scoring_stops_and_resumes(tmp_path):
+    cfg = _setup(tmp_path)
+    (tmp_path / "slow_scorer_plugin.py").write_text(SLOW_SCORER)
+    cfg.write_text(cfg.read_text().replace("longform = {}", "slowscore = {}")
+                   .replace("[run]\n", '[run]\nplugins = ["slow_scorer_plugin"]\n'))
+    out = tmp_path / "out"
+    env = {"PYTHONPATH": str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = _start(cfg, out, {**env, "SLOW_SCORE_SECONDS": "300"})
+    _wait_for(lambda: len(_rows(out)) == 5)  # generation is done: scoring has started
+    time.sleep(1.0)
+    code, secs, err = _stop(p, signal.SIGINT)
+    assert code == 130 and secs < 8, (code, secs, err)
+    p = _start(cfg, out, env)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert len(_rows(out)) == 5  # nothing generated again
+    scores = [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in scores if not r["error"]) == [f"u{i}" for i in range(5)]
+
+
 def test_a_second_signal_aborts_at_once(tmp_path):
     """The first SIGINT raises; cleanup that takes long is cut short by the second."""
     script = textwrap.dedent('''\
