@@ -362,9 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     except HalleBenchError as e:
         print(f"halle-bench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt as e:  # interrupts.Interrupted carries the signal: 130 (SIGINT), 143 (SIGTERM)
+    except KeyboardInterrupt as e:  # 130 after SIGINT, 143 after SIGTERM (interrupts.py)
+        from .interrupts import exit_code
+
         print("halle-bench: interrupted; re-run the same command to resume", file=sys.stderr)
-        return getattr(e, "exit_code", 130)
+        return exit_code(e)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,10 +27,11 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["Interrupted", "handle_interrupts", "kill_tracked", "track", "untrack"]
+__all__ = ["Interrupted", "exit_code", "handle_interrupts", "kill_tracked", "track", "untrack"]
 
 _TRACKED: dict[int, bool] = {}  # pid -> is the leader of its own process group
 _LOCK = threading.Lock()
+_SEEN: list[int] = []  # signals received under handle_interrupts, in order
 
 
 class Interrupted(KeyboardInterrupt):
@@ -69,17 +70,26 @@ def kill_tracked() -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def exit_code(exc: BaseException) -> int:
+    """The exit code of a run stopped by `exc`: 128 + the signal that stopped it. Taken
+    from the signal actually received, since a library (Ray's waits) may turn our
+    exception into a plain KeyboardInterrupt on its way up; 130 when none was recorded."""
+    if isinstance(exc, Interrupted):
+        return exc.exit_code
+    return 128 + (_SEEN[0] if _SEEN else signal.SIGINT)
+
+
 @contextlib.contextmanager
 def handle_interrupts() -> Iterator[None]:
     """SIGINT/SIGTERM -> `Interrupted` (first), immediate exit (second). Main thread only."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    seen: list[int] = []
+    _SEEN.clear()
 
     def handler(signum: int, frame) -> None:
-        seen.append(signum)
-        if len(seen) > 1:
+        _SEEN.append(signum)
+        if len(_SEEN) > 1:
             kill_tracked()
             os.write(2, b"halle-bench: aborted\n")
             os._exit(128 + signum)

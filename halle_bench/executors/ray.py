@@ -27,7 +27,9 @@ stopping first has each busy actor kill the process groups of the commands it ru
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -159,6 +161,10 @@ class RayExecutor:
     def _init(self):
         ray = _import_ray()
         if not ray.is_initialized():
+            # ray.init replaces the driver's SIGTERM handler with sys.exit: keep ours
+            # (interrupts.handle_interrupts: exit 143, a second signal aborts at once).
+            main = threading.current_thread() is threading.main_thread()
+            sigterm = signal.getsignal(signal.SIGTERM) if main else None
             try:
                 if self.address:
                     ray.init(address=self.address, log_to_driver=False)
@@ -168,6 +174,9 @@ class RayExecutor:
             except Exception as e:  # no cluster at that address, ports in use, ...
                 where = f"join the Ray cluster at {self.address!r}" if self.address else "start a local Ray cluster"
                 raise HalleBenchError(f"--executor ray: cannot {where}: {type(e).__name__}: {e}") from None
+            finally:
+                if main and sigterm is not None:
+                    signal.signal(signal.SIGTERM, sigterm)
             self._started = True
         return ray
 
