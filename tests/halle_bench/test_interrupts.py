@@ -54,9 +54,15 @@ def _setup(tmp: Path) -> Path:
 
 def _start(cfg: Path, out: Path, env: dict[str, str], *extra: str) -> subprocess.Popen:
     e = dict(os.environ, TTS_PIDS=str(out.parent / "pids.txt"), **env)
+    # Started as a shell's background job is: in its own session, with SIGINT ignored
+    # on entry (the condition under which the issue saw Ctrl-C have no effect).
     return subprocess.Popen([sys.executable, "-m", "halle_bench", "run", str(cfg), "--out", str(out), "--quiet", *extra],
                             env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # like a terminal job: signals go to us, not pytest
+                            start_new_session=True, preexec_fn=_ignore_sigint)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _wait_for(cond, timeout: float = 60.0) -> None:
