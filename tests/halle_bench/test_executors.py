@@ -200,6 +200,19 @@ def test_score_device_is_where_scorers_load(tmp_path, reference, monkeypatch):
     pd.testing.assert_frame_equal(table(ref_out), table(tmp_path / "out"))
 
 
+def test_models_load_once_per_worker_across_chunks(tmp_path, monkeypatch):
+    from plugin_fixtures import ToneSystem, ToyScorer
+
+    loads = []
+    orig_sys, orig_sc = ToneSystem.load, ToyScorer.load
+    monkeypatch.setattr(ToneSystem, "load", lambda self, d: (loads.append(self.name), orig_sys(self, d))[1])
+    monkeypatch.setattr(ToyScorer, "load", lambda self, d: (loads.append("toy"), orig_sc(self, d))[1])
+    cfg = write_setup(tmp_path)
+    run(load_config(cfg), tmp_path / "out", metrics=["toy"])
+    # a: 6 chunks of 1 (u5 has no text), b: 3 chunks of 2, toy: 8 chunks of 3
+    assert sorted(loads) == ["a", "b", "toy"]
+
+
 def test_moved_run_directory_keeps_every_row_cached(tmp_path, reference):
     ref_out, ref_summary = reference
     src = tmp_path / "machine-a"
