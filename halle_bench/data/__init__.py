@@ -7,6 +7,7 @@ from .buckets import DEFAULT_BUCKETS, UNKNOWN_BUCKET, assign_buckets, bucket_lab
 from .demo import DEMO_VERSION, build_demo
 from .longform_build import build_longform
 from .paper import PAPER_MODELS, build_paper
+from .paper_set import build_paper_set
 from .manifests import FORMATS, detect_format, read_manifest
 from .prompts import PROMPT_ERROR, PROMPT_POLICIES, apply_prompt_policy
 from .utterance import WORDS_PER_SECOND, Utterance
@@ -32,6 +33,7 @@ __all__ = [
     "build_demo",
     "build_longform",
     "build_paper",
+    "build_paper_set",
     "detect_corpus",
     "detect_format",
     "find_problems",
