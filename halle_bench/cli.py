@@ -53,7 +53,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         from .data import build_paper
         from .models import home
 
-        reporter.log("running the paper demo: a trained VALL-E / HALL-E pair on the embedded demo's texts")
+        reporter.log("running the paper demo: a trained VALL-E / HALL-E pair on the demo's texts and 8 more of 3-10 s")
         cfg_path = build_paper(home(), Path(a.pair) if a.pair else None)
         out = Path(a.out or "runs/paper")
     elif a.config is None:
