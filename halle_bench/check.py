@@ -269,7 +269,8 @@ def check(candidate: Path, baseline: Path, tolerances: dict[str, str] | dict[str
             raise CheckInputError(f"baseline utterances not found: {base_utt}")
     cdf = _index(_read(cand_lb, "candidate", ["system", "bucket"]), cand_lb, "candidate")
     bdf = _index(_read(base_lb, "baseline", ["system", "bucket"]), base_lb, "baseline")
-    missing_b = [m for m in tol if m != "n_failed" and gated_name(m) not in bdf.columns]
+    missing_b = [m if gated_name(m) == m else f"{m} (compared as {gated_name(m)}, which this baseline predates)"
+                 for m in tol if m != "n_failed" and gated_name(m) not in bdf.columns]
     if missing_b:
         raise CheckInputError(f"baseline {base_lb} is missing columns for the tolerances given: {', '.join(missing_b)}")
     common = [k for k in bdf.index if k in cdf.index]

@@ -95,8 +95,12 @@ def shown_metrics(df: pd.DataFrame) -> tuple[list[Metric], list[Metric]]:
     return head, diag
 
 
+def _has_ci(df: pd.DataFrame, m: Metric) -> bool:
+    return bool(m.ci_columns) and _present(df, m.ci_columns[0])
+
+
 def _header(m: Metric, ci: bool) -> str:
-    return m.header + (" [95% CI]" if ci and m.ci_columns else "")
+    return m.header + (" [95% CI]" if ci else "")
 
 
 def display_columns(df: pd.DataFrame) -> list[tuple[str, Callable[[dict], str]]]:
@@ -111,7 +115,7 @@ def display_columns(df: pd.DataFrame) -> list[tuple[str, Callable[[dict], str]]]
     ]
     head, diag = shown_metrics(df)
     for m in head:
-        cols.append((_header(m, True), _with_n(m) if m.count_column else _metric_ci(m)))
+        cols.append((_header(m, _has_ci(df, m)), _with_n(m) if m.count_column else _metric_ci(m)))
         parts = [get_metric(b) for b in m.breakdown]
         if parts and all(p is not None and _present(df, p.name) for p in parts):
             unit = " %" if parts[0].unit == "%" else ""
@@ -174,7 +178,7 @@ def summary_rows(df: pd.DataFrame, width: int = 100) -> tuple[list[str], list[li
     systems = list(dict.fromkeys(df["system"]))
     # 1) one row per system: all-bucket headline metrics, then the primary one per bucket
     for with_ci in (True, False):
-        headers = ["system", "n", "failed"] + [_header(m, with_ci) for m in head]
+        headers = ["system", "n", "failed"] + [_header(m, with_ci and _has_ci(df, m)) for m in head]
         if primary is not None:
             headers += [f"{b} s" for b in buckets]  # the title names the metric
         rows = []
