@@ -155,27 +155,35 @@ def stage_for(name: str) -> Stage:
     return stages[name]()
 
 
+def _work(chunk: Chunk) -> float:
+    """A chunk's expected cost for the ETA: its seconds of audio plus one per item (a
+    per-item overhead), so one long item among short ones does not throw the ETA off."""
+    return sum(it.cost + 1.0 for it in chunk.items)
+
+
 def run_stage(plan: Plan, stage: Stage, executor: Any, reporter: Reporter, writer: str | None = None,
               select: Select = None) -> int:
     """Do what is left of `stage` through `executor`; returns the number of items done.
 
-    The driver's loop: progress and ETA over items (whatever executor runs them),
-    rows appended to this writer's file as each chunk comes back."""
+    The driver's loop: progress over items with an ETA over their expected cost
+    (`_work`), whatever executor runs them; rows appended to this writer's file as
+    each chunk comes back."""
     chunks = stage.chunks(plan, select)
     if not chunks:
         reporter.log(f"{stage.name}: all cached")
         return 0
     total = sum(len(c.items) for c in chunks)
+    work = sum(_work(c) for c in chunks)
     models = list(dict.fromkeys(c.model for c in chunks))
     table = JsonlTable(table_path(plan.out, stage.table, writer))
     results = executor.map(plan, stage, chunks)
     n = 0
     try:
-        with reporter.stage(f"{stage.name} {', '.join(models)}", total) as st:
+        with reporter.stage(f"{stage.name} {', '.join(models)}", total, work) as st:
             for chunk, rows, error in results:
                 table.extend(rows if error is None else stage.failed_rows(plan, chunk, error))
                 n += len(chunk.items)
-                st.advance(len(chunk.items))
+                st.advance(len(chunk.items), _work(chunk))
     finally:
         # Now, not when the traceback is freed: an interrupt must stop the workers (and
         # their commands) before anything else happens.
