@@ -31,9 +31,14 @@ _ORDER = ("wer", "sim", "quality", "intrusive", "longform", "generation")  # bui
 
 
 def register_metric(metric: Metric) -> Metric:
-    """Declare a metric (a later declaration of the same name replaces the earlier one)."""
+    """Declare a metric. Declaring a name again from the same scorer (a module imported
+    twice) replaces it; from another scorer it is an error: one column, one meaning."""
     if not isinstance(metric, Metric):
         raise TypeError(f"register_metric takes a Metric, got {type(metric).__name__}")
+    old = _DECLARED.get(metric.name)
+    if old is not None and old.scorer != metric.scorer:
+        raise ValueError(f"metric {metric.name!r} is already declared by scorer {old.scorer!r}; "
+                         f"{metric.scorer!r} must name its column differently")
     _DECLARED[metric.name] = metric
     return metric
 

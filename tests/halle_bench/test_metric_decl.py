@@ -21,8 +21,8 @@ from halle_bench.report_tables import display_columns, summary_rows
 PLUGIN = Metric("crispness", ("crispness",), direction="higher", scorer="crisp", role=HEADLINE, ci="mean",
                 count_column="n_crisp", sd_prior=0.05, bound=Bound(abs=0.2), plot="points", digits=2,
                 label="crispness (plugin)", short="crisp")
-RATE = Metric("speaking_rate", ("speaking_rate",), direction="target", target="ref_speaking_rate", scorer="crisp",
-              digits=2, unit="w/s", label="words per second", short="rate")
+RATE = Metric("syllable_rate", ("syllable_rate",), direction="target", target="ref_syllable_rate", scorer="crisp",
+              digits=2, unit="syl/s", label="syllables per second", short="syl rate")
 
 
 @pytest.fixture
@@ -40,8 +40,8 @@ def _rows(shift: float = 0.0, rate: float = 2.6, seed: int = 0) -> list[dict]:
     for b in ("3-10", "10-30"):
         for k in range(6):
             rows.append({"system": "mine", "id": f"{b}-{k}", "bucket": b, "speaker": f"s{k % 3}", "status": "ok",
-                         "crispness": 0.7 + shift + rng.normal(0, 0.01), "speaking_rate": rate + rng.normal(0, 0.02),
-                         "ref_speaking_rate": 2.6, "undeclared_score": 5.0 + shift * 10})
+                         "crispness": 0.7 + shift + rng.normal(0, 0.01), "syllable_rate": rate + rng.normal(0, 0.02),
+                         "ref_syllable_rate": 2.6, "undeclared_score": 5.0 + shift * 10})
     return rows
 
 
@@ -56,14 +56,14 @@ def _write(tmp, rows, name):
 
 def test_plugin_metric_reaches_every_consumer(plugin, tmp_path):
     assert plugin in metric_declarations() and "crispness" in leaderboard_columns()
-    assert "speaking_rate_dev" in leaderboard_columns()  # a target metric's gated deviation
+    assert "syllable_rate_dev" in leaderboard_columns()  # a target metric's gated deviation
     base, lb = _write(tmp_path, _rows(), "base")
     all_row = lb[lb.bucket == "all"].iloc[0]
     assert all_row.crispness == pytest.approx(0.7, abs=0.01) and all_row.n_crisp == 12
-    assert math.isfinite(all_row.crispness_ci_low) and all_row.speaking_rate_dev < 0.05
+    assert math.isfinite(all_row.crispness_ci_low) and all_row.syllable_rate_dev < 0.05
     # report and console: the declared header and format
     headers = [h for h, _ in display_columns(lb)]
-    assert "crisp [95% CI]" in headers and "rate" in headers
+    assert "crisp [95% CI]" in headers and "syl rate" in headers
     assert "crisp [95% CI]" in summary_rows(lb, 100)[0]
     # plots: a points panel titled by the label
     fig = figures(lb, None, None)["sim_quality_crispness_by_bucket"]
@@ -82,15 +82,22 @@ def test_plugin_metric_reaches_every_consumer(plugin, tmp_path):
 
 def test_target_metric_gated_toward_the_reference(plugin, tmp_path):
     """`--tolerance speaking_rate=10%` was refused ("no known direction"): now a rate that
-    moves away from the reference audio's own rate fails, and a closer one passes."""
+    moves away from the reference audio's own rate fails, and a closer one passes (a
+    plugin's syllable rate here; longform's speaking_rate is declared the same way)."""
     base, _ = _write(tmp_path, _rows(rate=2.6), "base")
     fast, _ = _write(tmp_path, _rows(rate=3.3, seed=1), "fast")
-    r = check(fast, base / "leaderboard.csv", {"speaking_rate": "10%"}, n_boot=200)
-    rows = [x for x in r.rows if x.metric == "speaking_rate_dev"]
+    r = check(fast, base / "leaderboard.csv", {"syllable_rate": "10%"}, n_boot=200)
+    rows = [x for x in r.rows if x.metric == "syllable_rate_dev"]
     assert rows and all(x.verdict == "regressed" for x in rows)
-    assert rows[0].tolerance == pytest.approx(0.1 * 2.6, rel=0.02)  # 10% of the baseline's rate, in w/s
+    assert rows[0].tolerance == pytest.approx(0.1 * 2.6, rel=0.02)  # 10% of the baseline's rate, in syl/s
     same, _ = _write(tmp_path, _rows(rate=2.6, seed=2), "same")
-    assert not check(same, base / "leaderboard.csv", {"speaking_rate": "10%"}, n_boot=200).regressed
+    assert not check(same, base / "leaderboard.csv", {"syllable_rate": "10%"}, n_boot=200).regressed
+
+
+def test_a_column_has_one_meaning():
+    with pytest.raises(ValueError, match="already declared by scorer 'wer'"):
+        register_metric(Metric("wer", ("wer",), direction="lower", scorer="my_asr"))
+    assert get_metric("wer").scorer == "wer"
 
 
 def test_declarations_are_validated():
