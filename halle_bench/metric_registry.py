@@ -27,6 +27,9 @@ from .metric_decl import ALIAS, COUNT, DIAGNOSTIC, EXCLUDE, HEADLINE, Bound, Met
 # ----------------------------------------------------------------------------- registry
 
 _DECLARED: dict[str, Metric] = {}
+# Caches: the scorer registry's size when its modules were last loaded (entry points are
+# scanned once, ~10 ms), and the ordered declarations per registry version.
+_STATE: dict = {"loaded": None, "version": 0, "ordered": None}
 _ORDER = ("wer", "sim", "quality", "intrusive", "longform", "generation")  # built-in scorers' column order
 
 
@@ -40,11 +43,13 @@ def register_metric(metric: Metric) -> Metric:
         raise ValueError(f"metric {metric.name!r} is already declared by scorer {old.scorer!r}; "
                          f"{metric.scorer!r} must name its column differently")
     _DECLARED[metric.name] = metric
+    _STATE["version"] += 1
     return metric
 
 
 def unregister_metric(name: str) -> None:
     _DECLARED.pop(name, None)
+    _STATE["version"] += 1
 
 
 def _load_builtin() -> None:
@@ -52,13 +57,18 @@ def _load_builtin() -> None:
     registers its declarations."""
     from .protocols import SCORERS
 
-    SCORERS.load_all()
+    if _STATE["loaded"] != (len(SCORERS.lazy), len(SCORERS.entries)):  # first call, or scorers added
+        SCORERS.load_all()
+        _STATE["loaded"] = (len(SCORERS.lazy), len(SCORERS.entries))
 
 
 def metric_declarations() -> list[Metric]:
     """Every declared metric: the built-in scorers' in a fixed order, then plugins' in
     registration order. Target metrics are followed by their `_dev` deviation metric."""
     _load_builtin()
+    cached = _STATE["ordered"]
+    if cached is not None and cached[0] == _STATE["version"]:
+        return list(cached[1])
     rank = {s: i for i, s in enumerate(_ORDER)}
     ordered = sorted(enumerate(_DECLARED.values()), key=lambda im: (rank.get(im[1].scorer, len(_ORDER)), im[0]))
     out: list[Metric] = []
@@ -67,7 +77,8 @@ def metric_declarations() -> list[Metric]:
         d = m.deviation()
         if d is not None:
             out.append(d)
-    return out
+    _STATE["ordered"] = (_STATE["version"], out)
+    return list(out)
 
 
 def declared() -> dict[str, Metric]:
