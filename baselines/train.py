@@ -64,6 +64,7 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader workers
     ema: float = 0.0  # weight EMA decay (0: off); the EMA is what the finished stage exports
     val_every: int = 0  # validate every N steps (0: only at the end)
+    resident: bool | None = None  # batches gathered on the device (training/resident.py); None: on CUDA
 
 
 def lr_lambda(step: int, cfg: TrainConfig) -> float:

@@ -68,6 +68,8 @@ _TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
     "num_workers": _INT_NN,
     "ema": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1, "a number in [0, 1)"),
     "val_every": _INT_NN,
+    # batches gathered on the device from one tensor of all tokens (resident.py); absent: on CUDA
+    "resident": (lambda v: isinstance(v, bool), "true or false"),
 }
 _TRAIN_FOR = {
     "valle": set(_TRAIN_CHECKS) - {"segment_blocks"},

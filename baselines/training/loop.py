@@ -284,13 +284,19 @@ def train(
     lengths = lengths_of(examples)
     sampler = DurationBatchSampler(lengths, cfg.seed, cfg.batch_size, cfg.max_frames, info.rank, info.world,
                                    cfg.bucket_pool, pos[0], pos[1])
-    loader = torch.utils.data.DataLoader(_Items(examples), batch_sampler=_Positions(sampler),
-                                         collate_fn=_Collate(cfg.n_codebooks), num_workers=cfg.num_workers,
-                                         persistent_workers=False, prefetch_factor=2 if cfg.num_workers else None,
-                                         # its own generator: the iterator's base seed must not draw from
-                                         # the global RNG (dropout), or a resumed run would drift
-                                         generator=torch.Generator().manual_seed(cfg.seed))
-    it = iter(loader)
+    from .resident import ResidentTokens, resident_batches, use_resident
+
+    if use_resident(cfg.resident, dev):  # every token on the device once, batches gathered there
+        loader = None
+        it = resident_batches(ResidentTokens(examples, dev, cfg.n_codebooks), sampler)
+    else:
+        loader = torch.utils.data.DataLoader(_Items(examples), batch_sampler=_Positions(sampler),
+                                             collate_fn=_Collate(cfg.n_codebooks), num_workers=cfg.num_workers,
+                                             persistent_workers=False, prefetch_factor=2 if cfg.num_workers else None,
+                                             # its own generator: the iterator's base seed must not draw from
+                                             # the global RNG (dropout), or a resumed run would drift
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+        it = iter(loader)
     t0 = time.perf_counter()
     acc_sum = loss_sum = 0.0
     n_sum = 0
@@ -313,7 +319,7 @@ def train(
         opt.zero_grad(set_to_none=True)
         contrib = torch.zeros(2, dtype=torch.float64)
         for (text, tl, codes, cl), n_local, _, _ in micro:
-            text, tl, codes, cl = (x.to(dev) for x in (text, tl, codes, cl))
+            text, tl, codes, cl = (x.to(dev) for x in (text, tl, codes, cl))  # a no-op when resident
             with _autocast(cfg.device, cfg.dtype):
                 loss, m = (model.loss(text, tl, codes, cl, generator=gen) if takes_gen
                            else model.loss(text, tl, codes, cl))

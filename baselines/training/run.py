@@ -113,7 +113,8 @@ def _lib_train_config(job: TrainJob, stage: str | None, n_codebooks: int | None 
              "min_lr_ratio": "min_lr_ratio", "weight_decay": "weight_decay", "grad_clip": "grad_clip",
              "log_every": "log_every", "save_every": "ckpt_every", "seed": "seed", "device": "device", "dtype": "dtype",
              "max_frames": "max_frames", "bucket_pool": "bucket_pool", "accum_steps": "accum_steps",
-             "num_workers": "num_workers", "ema": "ema", "val_every": "val_every"}
+             "num_workers": "num_workers", "ema": "ema", "val_every": "val_every",
+             "resident": "resident"}
     kw: dict[str, Any] = {names[k]: val for k, val in v.items() if k in names}
     if "betas" in v:
         kw["betas"] = tuple(float(b) for b in v["betas"])
