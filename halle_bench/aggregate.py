@@ -179,6 +179,18 @@ def _write_csv(df, path: Path) -> None:
     tmp.replace(path)
 
 
+def _slice_seconds(plan) -> float:
+    """Width of positional.csv's slices: the `window_seconds` setting of the scorer behind
+    the first declared by-position ratio (WER per 30 s of the reference), else 30 s."""
+    from .leaderboard import positional_metrics
+
+    for m in positional_metrics():
+        sc = (getattr(plan, "scorers", None) or {}).get(m.scorer)
+        if sc is not None and len(m.positional) == 2:
+            return float((sc.settings() or {}).get("window_seconds", 30.0) or 30.0)
+    return 30.0
+
+
 def aggregate(plan, keys: dict[tuple, str] | None = None) -> AggregateResult:
     """Write utterances.csv, leaderboard.csv and positional.csv of the plan's run directory."""
     rows, lists = collect(plan, keys)
@@ -187,7 +199,7 @@ def aggregate(plan, keys: dict[tuple, str] | None = None) -> AggregateResult:
     out = plan.out
     _write_csv(_ordered(rows, UTTERANCE_COLUMNS), out / "utterances.csv")
     _write_csv(_ordered(lb, leaderboard_columns()), out / "leaderboard.csv")
-    window = float((plan.scorers.get("wer").settings() if "wer" in plan.scorers else {}).get("window_seconds", 30.0) or 30.0)
+    window = _slice_seconds(plan)
     pos = positional_rows(rows, lists, window)
     ppath = out / "positional.csv"  # always written (header only when no utterance is long)
     _write_csv(_ordered(pos, positional_columns()), ppath)

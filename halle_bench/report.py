@@ -36,7 +36,6 @@ from .report_tables import (RunData, display_columns, fmt, fmt_ci, leaderboard_m
 from .exports import (LEADERBOARD_COLUMNS, TEXT_COLUMNS, order_rows, read_table, sorted_buckets,
                       write_exports)
 
-DEFAULT_WINDOW_SECONDS = 30.0
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -60,11 +59,6 @@ def load_run(run_dir: str | Path) -> RunData:
     run = RunData(p, p.resolve().name, lb, utt, env, config)
     run.positional = positional_table(run)
     return run
-
-
-def window_seconds(run: RunData) -> float:
-    wer_cfg = (run.config.get("metrics") or {}).get("wer") or {}
-    return float(wer_cfg.get("window_seconds") or DEFAULT_WINDOW_SECONDS)
 
 
 def positional_table(run: RunData) -> pd.DataFrame | None:
