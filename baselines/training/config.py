@@ -21,7 +21,7 @@ SIZES = ("tiny", "paper")
 _TOP = {"model", "out", "data", "codec", "tokenizer", "init", "model_config", "train", "speak", "align"}
 # [align]: the training-only alignment prior of the AR (baselines/align_prior.py; off when absent)
 _ALIGN = {"weight", "sigma", "heads", "layers"}
-_DATA = {"manifest", "format", "limit", "max_seconds", "val_items", "tokens_dir", "extract_batch"}
+_DATA = {"manifest", "format", "limit", "max_seconds", "val_items", "tokens_dir", "extract_batch", "pack"}
 # [speak]: the "does it speak" check (valle, halle); asr..batch_size go to the WER scorer;
 # budget_s (time budget), top_k / temperature / max_len_ratio (its sampling) are the check's
 _SPEAK = {"every", "items", "asr", "normalizer", "beam_size", "language", "batch_size",
@@ -89,6 +89,7 @@ class DataSpec:
     val_items: int = 0  # utterances held out for validation (chosen by a hash of their id)
     tokens_dir: Path | None = None  # where token shards live (default: <out>/tokens)
     extract_batch: int = 16  # items per encoder call in token extraction
+    pack: Path | None = None  # a token pack (pack.py): train from it instead of manifest + wavs
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,11 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
 
     # [data]
     d = table("data", _DATA)
-    if d is None or "manifest" not in d:
-        raise err("[data]: `manifest` is required", header="data")
+    if d is None or ("manifest" not in d and "pack" not in d):
+        raise err("[data]: `manifest` (or a token `pack`) is required", header="data")
+    pack = resolve(d["pack"], "pack", "[data]") if "pack" in d else None
+    if pack is not None and model not in ("valle", "halle"):
+        raise err(f"[data]: a token `pack` feeds valle / halle trainings, not {model!r}", "pack", "[data]")
     from halle_bench.data import FORMATS
 
     fmt = d.get("format")
@@ -217,10 +221,10 @@ def parse_train_config(text: str, path: Path) -> TrainJob:
         if key in d and not (_INT_NN if key == "val_items" else _INT_POS)[0](d[key]):
             raise err(f"[data]: `{key}` must be a {'non-negative' if key == 'val_items' else 'positive'} integer",
                       key, "[data]")
-    data = DataSpec(resolve(d["manifest"], "manifest", "[data]"), fmt, limit, None if ms is None else float(ms),
+    data = DataSpec(resolve(d["manifest"], "manifest", "[data]") if "manifest" in d else pack / "items.jsonl", fmt, limit, None if ms is None else float(ms),
                     int(d.get("val_items", 0)),
                     resolve(d["tokens_dir"], "tokens_dir", "[data]") if "tokens_dir" in d else None,
-                    int(d.get("extract_batch", 16)))
+                    int(d.get("extract_batch", 16)), pack)
 
     # [speak]: valle / halle
     sp = table("speak", _SPEAK)

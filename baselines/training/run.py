@@ -81,7 +81,12 @@ def run_training(job: TrainJob, reporter=None) -> Path:
 
         return run_codec_training(job.out, job.model_config, job.path.parent, job.train.get("steps"), device,
                                   log=reporter.log)
-    utts = [u for u in read_manifest(job.data.manifest, job.data.format) if u.audio is not None]
+    if job.data.pack is not None:  # a token pack (pack.py): no audio but the held-out prompts
+        from .pack import Pack
+
+        utts = Pack.open(job).utterances()
+    else:
+        utts = [u for u in read_manifest(job.data.manifest, job.data.format) if u.audio is not None]
     if job.data.limit is not None:
         utts = utts[: job.data.limit]
     if not utts:
@@ -150,6 +155,10 @@ def _make_codec(job: TrainJob, utts, reporter):
 
     spec = job.codec
     assert spec is not None
+    from .pack import encoder_folder
+
+    if encoder_folder(job, "codec") is not None:  # a token pack's own (fitted) codec
+        return load_codec(encoder_folder(job, "codec"))
     if spec.kind == "encodec_24khz":
         try:
             return Codec.encodec_24khz(spec.checkpoint, spec.bandwidth)
@@ -257,14 +266,14 @@ def _set_align_prior(job: TrainJob, ar, reporter) -> None:
 
 
 def _train_valle(job: TrainJob, utts, reporter) -> Path:
-    from halle_bench.baselines.text import TextFrontend
     from halle_bench.baselines.valle import VALLE
 
-    from .prepare import examples, split_items, tokenize
+    from .pack import frontend_for, tokenize_for
+    from .prepare import examples, split_items
     from .shards import codec_encoder
 
     codec = _codec_on_all_ranks(job, utts, reporter)
-    fe = TextFrontend()
+    fe = frontend_for(job)  # a pack's stored text ids, or espeak-ng
     seed = int(job.train.get("seed", 0))
     device = str(job.train.get("device", "cpu"))
     try:
@@ -273,8 +282,8 @@ def _train_valle(job: TrainJob, utts, reporter) -> Path:
         raise job.error(f"[model_config]: {e}", "size", "[model_config]") from None
     train_utts, val_utts = S.split(job, utts, split_items, seed)
     codec.to(device)
-    tok = tokenize(utts, codec_encoder(codec), {"tokens": "codec", **codec.identity()}, S.tokens_root(job),
-                   codec.sample_rate, job.data.extract_batch, reporter)
+    tok = tokenize_for(job, utts, codec_encoder(codec), {"tokens": "codec", **codec.identity()}, codec.sample_rate,
+                       reporter)
     codec.to("cpu")
     errors = list(tok.errors)
     mf = None if job.data.max_seconds is None else job.data.max_seconds * codec.frame_rate
@@ -390,18 +399,18 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
     from halle_bench.baselines.checkpoint import CheckpointError
     from halle_bench.baselines.halle import HALLE
     from halle_bench.baselines.mreq_tokenizer import MReQTokenizer
-    from halle_bench.baselines.text import TextFrontend
     from halle_bench.baselines.train_halle import NARTrainable
 
     from . import dist as D
-    from .prepare import examples, split_items, tokenize
+    from .pack import encoder_folder, frontend_for, tokenize_for
+    from .prepare import examples, split_items
     from .shards import halle_encoder
 
     try:
-        tok = MReQTokenizer.load(job.tokenizer)
+        tok = MReQTokenizer.load(encoder_folder(job, "tokenizer") or job.tokenizer)
     except (HalleBenchError, OSError, KeyError, ValueError) as e:
         raise job.error(f"[tokenizer]: {e} (train one with model = \"mreq\")", "path", "[tokenizer]") from None
-    fe = TextFrontend()
+    fe = frontend_for(job)
     seed = int(job.train.get("seed", 0))
     device = str(job.train.get("device", "cpu"))
     win = {k: int(job.model_config[k]) for k in ("window", "overlap") if k in job.model_config}
@@ -420,8 +429,7 @@ def _train_halle(job: TrainJob, utts, reporter) -> Path:
     train_utts, val_utts = S.split(job, utts, split_items, seed)
     tok.codec.to(device)
     tok.mrvq.to(device)
-    toks = tokenize(utts, halle_encoder(tok), {"tokens": "mreq", **tok.identity()}, S.tokens_root(job),
-                    tok.sample_rate, job.data.extract_batch, reporter)
+    toks = tokenize_for(job, utts, halle_encoder(tok), {"tokens": "mreq", **tok.identity()}, tok.sample_rate, reporter)
     tok.codec.to("cpu")
     tok.mrvq.to("cpu")
     errors = list(toks.errors)
