@@ -17,7 +17,7 @@ Layout of OUT:
     tokens/           a shards.TokenStore of exactly these items (identity.json, shards/, manifest.json)
     codec/ | tokenizer/   only when not shipped with the package (random or `checkpoint` codecs,
                       a tokenizer folder of one's own): the fitted model itself
-    val/<id>.wav      the held-out utterances, only when the config has a [speak] check (its prompts)
+    val/<id>.wav      the held-out utterances, with --speak-audio and a [speak] check (its prompts)
 
 Decisions:
 
@@ -26,9 +26,14 @@ Decisions:
   espeak only for texts the pack does not hold, e.g. the speak check's synthesis).
 * Training from a pack checks the encoder it builds (shipped codec / tokenizer, or the pack's
   copy) against the pack's identity: tokens never meet a model of another codec.
-* Every tokenized item goes in (validation ones too); `max_seconds` and the split are applied
-  by the training exactly as from the manifest, so a pack trains like its manifest (tested:
-  the same first-step loss).
+* Every item with tokens and text ids goes in, except training items longer than `max_seconds`
+  in every token array (the training would drop them: the long-clip part of the pair's corpus
+  is half of VALL-E's tokens); the split and `max_seconds` are applied by the training exactly
+  as from the manifest, so a pack trains like its manifest (tested: the same first-step loss).
+  One difference: the validation split hashes the pack's items, so a manifest whose unreadable
+  or unpronounceable items hash among the held-out ones holds out other items than its pack.
+* The held-out wavs (the [speak] check's prompts) are copied only on request (`--speak-audio`):
+  the GPU configs drop [speak] (no ASR weights there); run the check with diagnose.py later.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ CHUNK = 4096  # items per shard file in the pack
 
 # ------------------------------------------------------------------ building
 def _encoder(job: TrainJob, utts, reporter):
-    """(encoder, identity, sample rate, {"codec" | "tokenizer": its folder to copy, None when shipped})."""
+    """(encoder, identity, sample rate, {"codec" | "tokenizer": its folder to copy, None when shipped},
+    {token array: frames per second})."""
     if job.model == "valle":
         from .run import _make_codec
         from .shards import codec_encoder
@@ -63,7 +69,8 @@ def _encoder(job: TrainJob, utts, reporter):
         # the folder the codec was loaded from, copied byte for byte (its identity names the weights' sha256)
         own = {"shipped-teacher": None, "encodec_24khz": None, "checkpoint": job.codec.checkpoint}.get(
             job.codec.kind, job.out / "codec")
-        return codec_encoder(codec), {"tokens": "codec", **codec.identity()}, codec.sample_rate, {"codec": own}
+        return (codec_encoder(codec), {"tokens": "codec", **codec.identity()}, codec.sample_rate, {"codec": own},
+                {"codes": float(codec.frame_rate)})
     from halle_bench.baselines.mreq_tokenizer import MReQTokenizer
 
     from .shards import halle_encoder
@@ -71,11 +78,15 @@ def _encoder(job: TrainJob, utts, reporter):
 
     tok = MReQTokenizer.load(job.tokenizer)
     own = None if job.tokenizer == shipped_dir("shipped-mreq") else job.tokenizer
-    return halle_encoder(tok), {"tokens": "mreq", **tok.identity()}, tok.sample_rate, {"tokenizer": own}
+    return (halle_encoder(tok), {"tokens": "mreq", **tok.identity()}, tok.sample_rate, {"tokenizer": own},
+            {"ar": float(tok.rates[0]), "nar": float(tok.rates[-1])})
 
 
-def build_pack(job: TrainJob, out: str | Path, reporter=None) -> dict[str, Any]:
-    """Write the pack of `job` into `out` (replacing one there); returns its pack.json."""
+def build_pack(job: TrainJob, out: str | Path, reporter=None, speak_audio: bool = False) -> dict[str, Any]:
+    """Write the pack of `job` into `out` (replacing one there); returns its pack.json.
+
+    `speak_audio`: also copy the held-out wavs (the [speak] check's prompts) when the job has
+    a [speak] table; off by default since they weigh more than the tokens of a long-clip corpus."""
     from halle_bench.baselines.text import TextFrontend
     from halle_bench.data import read_manifest
     from halle_bench.errors import UtteranceError
@@ -94,7 +105,7 @@ def build_pack(job: TrainJob, out: str | Path, reporter=None) -> dict[str, Any]:
         utts = utts[: job.data.limit]
     if not utts:
         raise ConfigError("the manifest has no utterances with audio", job.data.manifest)
-    enc, identity, sr, own = _encoder(job, utts, reporter)
+    enc, identity, sr, own, rates = _encoder(job, utts, reporter)
     tok = tokenize(utts, enc, identity, S.tokens_root(job), sr, job.data.extract_batch, reporter)
     errors = list(tok.errors)
     fe = TextFrontend()
@@ -112,6 +123,16 @@ def build_pack(job: TrainJob, out: str | Path, reporter=None) -> dict[str, Any]:
                 except (UtteranceError, ValueError, RuntimeError) as e:
                     errors.append(f"{u.id}: {e}")
     keep = [u for u in keep if u.id in ids]
+    # items the training leaves out anyway (longer than max_seconds in every array it reads)
+    # stay out of the pack; the held-out ones stay in (validation is not length-capped), and
+    # since they have the smallest id hashes of all, the split over the rest is unchanged
+    _, held = S.split(job, keep, split_items, int(job.train.get("seed", 0)))
+    held_ids = {u.id for u in held}
+    if job.data.max_seconds is not None:
+        fits = lambda u: any(tok.store.length(tok.shas[u.id], n) <= job.data.max_seconds * r for n, r in rates.items())
+        dropped = [u for u in keep if u.id not in held_ids and not fits(u)]
+        keep = [u for u in keep if u.id in held_ids or fits(u)]
+        reporter.log(f"pack: {len(dropped)} items longer than max_seconds = {job.data.max_seconds} left out")
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -133,10 +154,9 @@ def build_pack(job: TrainJob, out: str | Path, reporter=None) -> dict[str, Any]:
         if folder is not None:
             shutil.copytree(folder, out / what)
     val_ids: list[str] = []
-    if job.speak is not None:  # the speak check's prompts and references
-        _, val = split_items(keep, job.data.val_items, int(job.train.get("seed", 0)))
+    if job.speak is not None and speak_audio:  # the speak check's prompts and references
         (out / "val").mkdir()
-        for u in val:
+        for u in held:
             shutil.copyfile(u.audio, out / "val" / f"{u.id}.wav")
             val_ids.append(str(u.id))
     meta = {"version": VERSION, "model": job.model, "identity": identity, "store": store_id(identity),
@@ -262,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  description="Build the token pack of a VALL-E / HALL-E training config.")
     ap.add_argument("config")
     ap.add_argument("out", nargs="?", help="the pack folder (default: the config's [data] pack)")
+    ap.add_argument("--speak-audio", action="store_true",
+                    help="also copy the held-out wavs, so that the pack's training can run [speak]")
     ap.add_argument("--write-config", metavar="TOML",
                     help="also write a copy of the config that trains from this pack, without [speak]")
     a = ap.parse_args(argv)
@@ -276,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(a.out) if a.out else job.data.pack
         if out is None:
             raise job.error("no pack folder: give OUT or set [data] pack", "manifest", "[data]")
-        build_pack(job, out, _Print())
+        build_pack(job, out, _Print(), speak_audio=a.speak_audio)
         if a.write_config:
             dst = Path(a.write_config)
             rel = Path(os_relpath(out.resolve(), dst.resolve().parent))

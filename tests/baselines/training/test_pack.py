@@ -60,7 +60,8 @@ def _first_loss(out: Path, stage: str = "ar") -> float:
 
 def test_pack_trains_like_the_manifest_without_audio(work, tmp_path):
     # the pack (CLI) and the config that reads it, then the corpus audio is gone
-    assert main([str(work / "valle.toml"), str(tmp_path / "pack"), "--write-config", str(tmp_path / "gpu.toml")]) == 0
+    assert main([str(work / "valle.toml"), str(tmp_path / "pack"), "--speak-audio",
+                 "--write-config", str(tmp_path / "gpu.toml")]) == 0
     meta = json.loads((tmp_path / "pack" / "pack.json").read_text())
     assert meta["items"] == 5 and meta["arrays"] == ["codes"] and meta["encoder"] == {"codec": "codec"}
     assert (tmp_path / "pack" / "codec" / "codec.json").exists()  # the fitted tiny codec travels with it
@@ -101,3 +102,14 @@ def test_missing_pack_names_the_builder(tmp_path):
     (tmp_path / "m.toml").write_text('model = "mreq"\nout = "o"\n[data]\npack = "p"\n[codec]\nkind = "tiny"\n')
     with pytest.raises(ConfigError, match="valle / halle"):
         load_train_config(tmp_path / "m.toml")
+
+
+def test_clips_over_max_seconds_stay_out_but_held_out_ones_stay(work, tmp_path):
+    from halle_bench.baselines.training.prepare import split_items
+    from halle_bench.data import read_manifest
+
+    (work / "short.toml").write_text(CFG.replace("val_items = 2\n", "val_items = 2\nmax_seconds = 0.01\n"))
+    meta = build_pack(load_train_config(work / "short.toml"), tmp_path / "pack")
+    rows = [json.loads(x)["id"] for x in (tmp_path / "pack" / "items.jsonl").read_text().splitlines()]
+    _, held = split_items(read_manifest(work / "train.jsonl"), 2, 0)
+    assert meta["items"] == 2 and sorted(rows) == sorted(u.id for u in held)
