@@ -198,7 +198,9 @@ def main() -> None:
     hdr = f"{'sec':>5} {'model':>6} {'ARsteps':>7} {'AR s':>8} {'NAR s':>8} {'dec s':>7} {'RTF':>7} {'RTF-LM':>7} {'ARpk GB':>8} {'NARpk GB':>8}"
     print(hdr, flush=True)
     for sec in args.seconds:
-        for name, fn, m in (("valle", run_valle, valle), ("halle", run_halle, halle)):
+        # HALL-E first: a run cut short by a time limit (scripts/gpu-check.sh) loses the
+        # long VALL-E item, not the HALL-E one measured in seconds
+        for name, fn, m in (("halle", run_halle, halle), ("valle", run_valle, valle)):
             try:
                 r = fn(m, sec, vocab, args.seed)
             except torch.cuda.OutOfMemoryError as e:  # report, keep going

@@ -104,7 +104,12 @@ stage() {  # stage NAME LIMIT_S CMD...
   echo "== $name: ${STAGE_STATE[$name]}"
 }
 
-stage scoring "$T_SCORING" "$PY" benchmarks/bench_scoring.py --device "$DEVICE" --mode batched "${SCORING[@]}" --json "$OUT/scoring.json"
+if command -v espeak-ng >/dev/null; then
+  stage scoring "$T_SCORING" "$PY" benchmarks/bench_scoring.py --device "$DEVICE" --mode batched "${SCORING[@]}" --json "$OUT/scoring.json"
+else  # the scoring audio is spoken by espeak-ng
+  STAGE_STATE[scoring]="skipped: espeak-ng is not installed (apt-get install espeak-ng)"; STATUS=1
+  echo "== scoring: ${STAGE_STATE[scoring]}"
+fi
 stage rtf "$T_RTF" "$PY" benchmarks/bench_halle_vs_valle.py --device "$DEVICE" "${RTF[@]}" --json "$OUT/rtf.json"
 stage train "$T_TRAIN" "$PY" benchmarks/bench_train_step.py --device "$DEVICE" "${TRAIN[@]}" --json "$OUT/train.json"
 
