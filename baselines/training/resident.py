@@ -97,7 +97,8 @@ def _gather(flat: Tensor, offsets: Tensor, lens: Tensor, width: int) -> Tensor:
     pos = torch.arange(width, device=flat.device)
     keep = pos.unsqueeze(0) < lens.unsqueeze(1)  # [B, width]
     where = torch.where(keep, offsets.unsqueeze(1) + pos.unsqueeze(0), torch.zeros_like(keep, dtype=torch.long))
-    out = flat[:, where].long()  # [rows, B, width]
+    # index_select, not flat[:, where]: the advanced index is ~200x slower on CPU for these sizes
+    out = flat.index_select(1, where.reshape(-1)).view(flat.shape[0], *where.shape).long()  # [rows, B, width]
     return out.masked_fill_(~keep.unsqueeze(0), 0)
 
 
