@@ -148,12 +148,15 @@ class VectorQuantizer(nn.Module):
         if dead.any():
             rows = _sample_rows(x, int(dead.sum()))
             self.codebook.data[dead] = rows
-            if cfg.ema:
-                self.embed_sum[dead] = rows
             # A grace period: the new code's count starts well above the threshold, so it
             # has ~1/(1-decay) steps to attract frames before it can be reset again
             # (resetting every step churns codebooks on small batches).
             self.cluster_size[dead] = 2.0 * threshold
+            if cfg.ema:
+                # embed_sum / cluster_size is the code: a sum that ignored the new count
+                # made a reset code rows / (2 x threshold), 20x too long at a relative
+                # threshold of ~0.02, and the MRVQ training diverged.
+                self.embed_sum[dead] = rows * self.cluster_size[dead][:, None]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return nearest_code(x, self.codebook.detach())

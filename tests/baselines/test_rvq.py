@@ -109,3 +109,19 @@ def test_kmeans_init_fits_the_first_batch():
     rand = x[torch.randperm(2000)[:16]]
     err_rand = (x - rand[nearest_code(x, rand)]).pow(2).sum(1).mean()
     assert err < err_rand and err < 1.0
+
+
+def test_a_reset_code_is_the_frame_it_was_reset_to():
+    """The EMA code is embed_sum / cluster_size: after a reset both must describe the new
+    frame, or the next update scales it by 1 / count (the MRVQ of issue 16 diverged)."""
+    from halle_bench.baselines.rvq import VectorQuantizer, RVQConfig
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(RVQConfig(dim=4, codebook_size=64)).train()
+    x = torch.randn(32, 4)
+    vq(x)  # init (k-means on the batch) + one update: most codes unused -> reset
+    x2 = torch.randn(32, 4)
+    for _ in range(5):
+        vq(x2)
+    norms = vq.codebook.norm(dim=1)
+    assert float(norms.max()) < 3 * float(torch.cat([x, x2]).norm(dim=1).max()), float(norms.max())
