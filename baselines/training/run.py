@@ -91,7 +91,8 @@ def run_training(job: TrainJob, reporter=None) -> Path:
         utts = utts[: job.data.limit]
     if not utts:
         raise ConfigError("the manifest has no utterances with audio to train on", job.data.manifest)
-    reporter.log(f"training {job.model} ({job.size}) on {len(utts)} utterances from {job.data.manifest} -> {job.out}"
+    reporter.log(f"training {job.model} ({job.size}) on {len(utts)} utterances from "
+                 f"{job.data.pack or job.data.manifest} -> {job.out}"
                  + (f" on {info.world} processes" if info.active else ""))
     return MODEL_TRAINERS[job.model](job, utts, reporter)
 
