@@ -70,3 +70,25 @@ def _tiny():
     from halle_bench.baselines.transformer import TransformerConfig
 
     return TransformerConfig.tiny(d_model=32, n_heads=2, n_layers=1, d_ff=64, dropout=0.1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
+def test_on_cuda_batches_stay_there_and_bf16_trains(tmp_path, monkeypatch):
+    import halle_bench.baselines.training.resident as R
+
+    ex = _data()
+    lengths = [e.codes.shape[1] for e in ex]
+    mk = lambda: DurationBatchSampler(lengths, seed=3, batch_size=4, max_frames=150, pool=8)
+    want = _loader_batches(ex, mk(), None, 10)
+    gen = resident_batches(ResidentTokens(ex, "cuda", None), mk())
+    for w, (g, *_rest) in zip(want, (next(gen) for _ in range(10))):
+        assert all(t.is_cuda for t in g) and all(torch.equal(a, b.cpu()) for a, b in zip(w[0], g))
+    made = []
+    real = R.ResidentTokens
+    monkeypatch.setattr(R, "ResidentTokens", lambda *a, **k: made.append(a[1]) or real(*a, **k))
+    small = [replace(e, codes=e.codes[:1] % 16, text=[t % 20 for t in e.text]) for e in ex]
+    torch.manual_seed(0)
+    m = CodecAR(ARConfig(20, 16, 1, _tiny()))
+    r = train(m, small, TrainConfig(steps=4, max_frames=150, lr=1e-3, warmup_steps=1, log_every=1, device="cuda",
+                                    dtype="bfloat16"), tmp_path / "c", {"ar": m.cfg.to_dict()})
+    assert [str(d) for d in made] == ["cuda"] and all(np.isfinite(h["loss"]) for h in r.history)
