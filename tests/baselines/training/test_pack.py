@@ -113,3 +113,14 @@ def test_clips_over_max_seconds_stay_out_but_held_out_ones_stay(work, tmp_path):
     rows = [json.loads(x)["id"] for x in (tmp_path / "pack" / "items.jsonl").read_text().splitlines()]
     _, held = split_items(read_manifest(work / "train.jsonl"), 2, 0)
     assert meta["items"] == 2 and sorted(rows) == sorted(u.id for u in held)
+
+
+@pytest.mark.parametrize("name", ["pair-valle.toml", "pair-halle.toml"])
+def test_the_pair_configs_become_pack_configs(tmp_path, name):
+    src = Path(__file__).resolve().parents[3] / "baselines" / "training" / "configs" / name
+    orig = load_train_config(src)
+    (tmp_path / name).write_text(gpu_config(src.read_text(), "pack/x"))
+    job = load_train_config(tmp_path / name)
+    assert job.data.pack == tmp_path / "pack" / "x" and job.speak is None and orig.speak is not None
+    assert (job.train, job.stages, job.model_config, job.align, job.data.max_seconds, job.data.val_items) == (
+        orig.train, orig.stages, orig.model_config, orig.align, orig.data.max_seconds, orig.data.val_items)
