@@ -8,6 +8,8 @@
 | sampler  | duration-bucketed batches under a frame budget, by seed + epoch, split by rank |
 | dist     | torchrun / DDP set-up (nccl on CUDA, gloo on CPU)                          |
 | loop     | the scalable loop: DataLoader workers, accumulation, DDP, EMA, validation |
+| resident | batches kept on the device: every token in one device tensor, gathered there (default on CUDA) |
+| pack     | token packs: a training's items, text ids and tokens with no audio (`[data] pack`, the GPU path) |
 | prepare  | validation split, wav hashing, tokens -> memory-mapped example sets       |
 | mreq_stream | MReQ training on random crops read from the files (no corpus in RAM)   |
 | metrics  | metrics.jsonl / metrics.csv and the curves plot                            |
@@ -37,6 +39,7 @@ _LAZY = {
     "split_items": "prepare", "tokenize": "prepare", "ShardExamples": "shards",
     "MetricsLog": "metrics", "plot_curves": "metrics",
     "SpeakCheck": "speak",
+    "ResidentTokens": "resident", "resident_batches": "resident", "build_pack": "pack", "Pack": "pack",
     "topk_hits": "alignment", "rotated_texts": "alignment", "diagnose": "diagnose",
 }
 
