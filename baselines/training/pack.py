@@ -48,6 +48,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from halle_bench.baselines.text import Encoded, TextFrontend
 from halle_bench.errors import ConfigError
 
 from .config import TrainJob, load_train_config
@@ -87,7 +88,6 @@ def build_pack(job: TrainJob, out: str | Path, reporter=None, speak_audio: bool 
 
     `speak_audio`: also copy the held-out wavs (the [speak] check's prompts) when the job has
     a [speak] table; off by default since they weigh more than the tokens of a long-clip corpus."""
-    from halle_bench.baselines.text import TextFrontend
     from halle_bench.data import read_manifest
     from halle_bench.errors import UtteranceError
     from halle_bench.progress import NullReporter
@@ -231,29 +231,20 @@ class Pack:
         return Tokenized(store, shas, missing, ExtractStats(reused=len(shas), errors={}), 0)
 
 
-def _frontend_class():
-    from halle_bench.baselines.text import Encoded, TextFrontend
+class PackFrontend(TextFrontend):
+    """The text frontend answering from the ids stored in a pack (no espeak); texts it does
+    not hold (the speak check's synthesis) go to espeak as usual."""
 
-    class PackFrontend(TextFrontend):
-        """The text frontend answering from the ids stored in a pack (no espeak); texts it does
-        not hold go to espeak as usual."""
+    def __init__(self, known: dict[str, list[int]], version: str | None = None):
+        super().__init__()
+        if version is not None and version != self.version:
+            raise ValueError(f"the pack's text ids are of frontend {version}, this one is {self.version}")
+        self.known = known
 
-        def __init__(self, known: dict[str, list[int]], version: str | None):
-            super().__init__()
-            if version is not None and version != self.version:
-                raise ValueError(f"the pack's text ids are of frontend {version}, this one is {self.version}")
-            self.known = known
-
-        def encode_batch(self, texts: list[str]) -> list[Encoded]:
-            if all(t in self.known for t in texts):
-                return [Encoded(list(self.known[t]), [self.symbols[i] for i in self.known[t]], "") for t in texts]
-            return super().encode_batch(texts)
-
-    return PackFrontend
-
-
-def PackFrontend(known: dict[str, list[int]], version: str | None = None):  # noqa: N802 (a class, built lazily)
-    return _frontend_class()(known, version)
+    def encode_batch(self, texts: list[str]) -> list[Encoded]:
+        if all(t in self.known for t in texts):
+            return [Encoded(list(self.known[t]), [self.symbols[i] for i in self.known[t]], "") for t in texts]
+        return super().encode_batch(texts)
 
 
 # ------------------------------------------------------------------ the GPU config
@@ -322,8 +313,6 @@ def os_relpath(path: Path, start: Path) -> str:
 def frontend_for(job: TrainJob):
     """The text frontend of a training: the pack's stored ids, or espeak-ng."""
     if job.data.pack is None:
-        from halle_bench.baselines.text import TextFrontend
-
         return TextFrontend()
     try:
         return Pack.open(job).frontend()
