@@ -17,7 +17,7 @@ Decisions:
 * Only the first `n_codebooks` rows are kept (the AR reads one row of eight): less memory.
 * Tokens stay int32 on the device (half of int64) and are widened after the gather.
 * The padded sizes of a batch come from the host-side lengths the sampler already holds, and
-  the per-step index list is a few hundred integers: nothing waits on the device.
+  an epoch's item indices go to the device once: a step neither copies nor waits.
 * `resident = None` (the default of `TrainConfig.resident`) means "on CUDA": there the copy per
   step is what it saves; on CPU the gather still avoids per-item Python collation.
 """
@@ -81,11 +81,15 @@ class ResidentTokens:
     def nbytes(self) -> int:
         return self.codes.numel() * self.codes.element_size() + self.text.numel() * self.text.element_size()
 
-    def batch(self, items: Sequence[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(text [B,L], text_lens, codes [B,k,T], code_lens) of `items`, gathered on the device."""
-        idx = torch.as_tensor(list(items), dtype=torch.long).to(self.device, non_blocking=True)
-        t_max = int(self.code_lens[list(items)].max())
-        l_max = int(self.text_lens[list(items)].max())
+    def batch(self, items: Sequence[int], idx: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(text [B,L], text_lens, codes [B,k,T], code_lens) of `items`, gathered on the device.
+
+        `idx`: the same items as a LongTensor already on the device (no copy here)."""
+        items = list(items)
+        if idx is None:
+            idx = torch.as_tensor(items, dtype=torch.long).to(self.device)
+        t_max = int(self.code_lens[items].max())
+        l_max = int(self.text_lens[items].max())
         cl, tl = self._code_len[idx], self._text_len[idx]
         text = _gather(self.text.unsqueeze(0), self._text_off[idx], tl, l_max)[0]
         codes = _gather(self.codes, self._code_off[idx], cl, t_max).transpose(0, 1)
@@ -103,19 +107,28 @@ def _gather(flat: Tensor, offsets: Tensor, lens: Tensor, width: int) -> Tensor:
 
 
 def resident_batches(tokens: ResidentTokens, sampler) -> Iterator[tuple]:
-    """The loop's micro-batches from `sampler` (a `DurationBatchSampler`), collated on the device.
+    """The loop's micro-batches of `sampler` (a `DurationBatchSampler`: its plan, rank share and
+    start position), collated on the device.
 
-    The (epoch, index) after each batch is the sampler position a checkpoint stores, counted as
-    loop.py's DataLoader path counts it, so that a resumed run continues with the same batches."""
+    The item indices of a whole epoch go to the device in one copy when the epoch starts, so a
+    step copies nothing. The (epoch, index) after each batch is the sampler position a
+    checkpoint stores, counted as loop.py's DataLoader path counts it, so that a resumed run
+    continues with the same batches."""
+    from .sampler import rank_share
+
     epoch, index = sampler.epoch, sampler.index
-    n = len(sampler.plan(epoch))
-    for b in sampler:
-        index += 1
-        if index >= n:
-            epoch, index = epoch + 1, 0
-            n = len(sampler.plan(epoch))
-        items = [i for i, _ in b]
-        yield tokens.batch(items), len(items), b[0][1], (epoch, index)
+    while True:
+        plan = sampler.plan(epoch)
+        if not plan:
+            raise ValueError("the batch plan is empty (fewer items than ranks?)")
+        shares = [rank_share(b, sampler.lengths, sampler.rank, sampler.world) for b in plan]
+        flat = torch.as_tensor([i for sh in shares for i in sh], dtype=torch.long).to(tokens.device)
+        starts = np.concatenate([[0], np.cumsum([len(sh) for sh in shares])])
+        for j in range(index, len(plan)):
+            items = shares[j]
+            nxt = (epoch, j + 1) if j + 1 < len(plan) else (epoch + 1, 0)
+            yield (tokens.batch(items, flat[int(starts[j]):int(starts[j + 1])]), len(items), len(plan[j]), nxt)
+        epoch, index = epoch + 1, 0
 
 
 __all__ = ["ResidentTokens", "resident_batches", "use_resident"]
