@@ -310,7 +310,8 @@ def test_validation_split_speak_check_and_curves(work, speech):
             f.write(json.dumps({"id": uid, "text": text, "audio": f"{uid}.wav"}) + "\n")
     body = valle_cfg(2).replace('out = "ckpt/valle"', 'out = "ckpt/valle-val"').replace(
         'manifest = "train.jsonl"', 'manifest = "train4.jsonl"\nval_items = 2\ntokens_dir = "shared-tokens"')
-    body += 'val_every = 1\n[speak]\nasr = "whisper-tiny.en"\nitems = 2\nbeam_size = 1\n'
+    # a budget no loaded machine reaches: both items are synthesised
+    body += 'val_every = 1\n[speak]\nasr = "whisper-tiny.en"\nitems = 2\nbeam_size = 1\nbudget_s = 3600\n'
     out = run_training(load_train_config(write(work, "valle-val.toml", body)))
     info = json.loads((out / "training.json").read_text())
     assert info["n_examples"] == 2 and info["n_validation"] == 2 and len(info["validation_ids"]) == 2
