@@ -131,3 +131,34 @@ def test_the_pair_configs_become_pack_configs(tmp_path, name):
     assert job.data.pack == tmp_path / "pack" / "x" and job.speak is None and orig.speak is not None
     assert (job.train, job.stages, job.model_config, job.align, job.data.max_seconds, job.data.val_items) == (
         orig.train, orig.stages, orig.model_config, orig.align, orig.data.max_seconds, orig.data.val_items)
+
+
+def test_halle_pack_on_the_shipped_tokenizer_trains_like_the_manifest(work, tmp_path):
+    cfg = f'''model = "halle"
+out = "{tmp_path / 'h-a'}"
+[data]
+manifest = "{work / 'train.jsonl'}"
+limit = 3
+[tokenizer]
+path = "shipped-mreq"
+[model_config]
+size = "tiny"
+d_model = 32
+n_heads = 2
+n_layers = 1
+d_ff = 64
+[train]
+steps = 1
+batch_size = 2
+warmup = 1
+log_every = 1
+'''
+    (tmp_path / "h.toml").write_text(cfg)
+    main([str(tmp_path / "h.toml"), str(tmp_path / "hpack"), "--write-config", str(tmp_path / "hp.toml")])
+    meta = json.loads((tmp_path / "hpack" / "pack.json").read_text())
+    assert meta["arrays"] == ["ar", "nar"] and meta["encoder"] == {"tokenizer": None}  # shipped: not copied
+    (tmp_path / "hp.toml").write_text((tmp_path / "hp.toml").read_text().replace("h-a", "h-b"))
+    a = run_training(load_train_config(tmp_path / "h.toml"))
+    b = run_training(load_train_config(tmp_path / "hp.toml"))
+    for stage in ("ar", "nar"):
+        assert _first_loss(a, stage) == pytest.approx(_first_loss(b, stage), rel=1e-6, abs=1e-7)
