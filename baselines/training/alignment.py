@@ -39,7 +39,8 @@ def topk_hits(logits: Tensor, targets: Tensor, k: int) -> tuple[int, int]:
     return int((own >= kth).sum()), int(targets.numel())
 
 
-def ar_topk_hits(model, text: Tensor, text_lens: Tensor, codes: Tensor, code_lens: Tensor, k: int) -> tuple[int, int] | None:
+def ar_topk_hits(model, text: Tensor, text_lens: Tensor, codes: Tensor, code_lens: Tensor,
+                 k: int) -> tuple[int, int] | None:
     """Top-k hits of a teacher-forced AR over every real target (frames and EOS), or None for a
     model without `targets` (the NAR stages)."""
     if not callable(getattr(model, "targets", None)):

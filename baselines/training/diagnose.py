@@ -110,11 +110,12 @@ def diagnose(ckpt: str | Path, manifest: str | Path, fmt: str | None = None, lim
         check = SpeakCheck(pair_prompts([(u, t, w, sr) for u, t, w in held], items),
                            {"asr": asr, "beam_size": 1}, "cuda" if device.startswith("cuda") else "cpu", seed, budget_s)
         try:
-            row = check(lambda text, pw, psr, pt, sd: (model.synthesize(text, pw, pt, opts, seed=sd, prompt_sr=psr), sr))
+            row = check(lambda text, pw, psr, pt, sd: (model.synthesize(text, pw, pt, opts, seed=sd, prompt_sr=psr),
+                                                       sr))
         finally:
             check.close()
-        out["speak"] = {**row, "top_k": opts.top_k, "temperature": opts.temperature, "max_len_ratio": opts.max_len_ratio,
-                        "errors": list(check.errors)}
+        out["speak"] = {**row, "top_k": opts.top_k, "temperature": opts.temperature,
+                        "max_len_ratio": opts.max_len_ratio, "errors": list(check.errors)}
     return out
 
 
@@ -131,7 +132,8 @@ def report(d: dict[str, Any]) -> str:
                  "the text is ignored)")
     s = d.get("speak")
     if s:
-        lines.append(f"speak (top-k {s['top_k']}, T {s['temperature']:g}): WER {s['val_wer']:.3f}  CER {s['val_cer']:.3f}"
+        lines.append(f"speak (top-k {s['top_k']}, T {s['temperature']:g}): "
+                     f"WER {s['val_wer']:.3f}  CER {s['val_cer']:.3f}"
                      f"  ({s['speak_done']}/{s['speak_items']} items in {s['speak_seconds']:.0f} s, "
                      f"{s['speak_failed']} failed)")
         lines += [f"  failed {e}" for e in s.get("errors", [])]
@@ -141,7 +143,8 @@ def report(d: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from halle_bench.errors import HalleBenchError
 
-    ap = argparse.ArgumentParser(prog="python -m halle_bench.baselines.training.diagnose", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m halle_bench.baselines.training.diagnose",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", help="a VALL-E / HALL-E checkpoint folder")
     ap.add_argument("manifest", help="held-out utterances (any manifest the harness reads)")
     ap.add_argument("--format", default=None, help="the manifest's format (default: inferred)")

@@ -77,7 +77,8 @@ def test_a_failed_synthesis_counts_every_word_and_character_as_deleted():
     check = SpeakCheck(items)
     check._scorer = _Scorer()
     row = check(synth)
-    assert row["speak_failed"] == 1 and row["val_wer"] == pytest.approx(3 / 6) and row["val_cer"] == pytest.approx(9 / 18)
+    assert row["speak_failed"] == 1
+    assert row["val_wer"] == pytest.approx(3 / 6) and row["val_cer"] == pytest.approx(9 / 18)
     assert check.errors == ["a: no EOS"]
 
 
