@@ -67,7 +67,7 @@ PANELS = (
     ("val_shuffle_gap", "text-shuffle gap (nats/token): > 0 reads the text"),
     ("val_top10", "top-10 accuracy (validation)"),
     ("val_wer", "WER of held-out texts (does it speak)"),
-    ("val_cer", "CER of held-out texts (greedy)"),
+    ("val_cer", "CER of held-out texts (speak check)"),
 )
 
 
