@@ -3,7 +3,11 @@
 `python -m halle_bench.baselines.training.diagnose CKPT_DIR MANIFEST [options]`
 
 CKPT_DIR is a model folder the `valle` / `halle` systems load (the `out` of `halle-bench
-train`, a `training.export` or `training.ship` folder). For each stage it prints the
+train`, a `training.export` or `training.ship` folder), or a training config (`*.toml`):
+then the model is built as that training builds it and each stage takes the raw weights of
+its last checkpoint (`out/train/<stage>/last`), so that a campaign can be diagnosed while it
+runs (a stage that has not checkpointed yet is left out, and the speak check needs both).
+For each stage it prints the
 teacher-forced loss with the right texts and with the texts rotated across the items, their
 difference (the text-shuffle gap, nats per token: ~0 means the model ignores its text), the
 accuracy and, for the AR, the top-10 accuracy (alignment.py). Then the "does it speak"
@@ -46,6 +50,47 @@ def load_model(ckpt: Path, device: str = "cpu"):
     raise CheckpointError(f"checkpoint {ckpt}: architecture {arch!r} is neither 'valle' nor 'halle'")
 
 
+def model_from_training(config: Path, device: str = "cpu"):
+    """(kind, model, stages with weights) for a training config: the model as run.py builds it,
+    each stage loaded from `out/train/<stage>/last` when that exists (raw weights, not the EMA)."""
+    from halle_bench.baselines.checkpoint import load_state_strict
+    from halle_bench.baselines.text import TextFrontend
+    from halle_bench.progress import NullReporter
+
+    from .config import load_train_config
+    from .run import _make_codec, _transformer_kw
+
+    job = load_train_config(config)
+    seed = int(job.train.get("seed", 0))
+    fe = TextFrontend()
+    if job.model == "valle":
+        from halle_bench.baselines.valle import VALLE
+
+        model = VALLE.build(_make_codec(job, [], NullReporter()), fe, size=job.size, seed=seed, **_transformer_kw(job))
+        modules = {"ar": model.ar, "nar": model.nar}
+    elif job.model == "halle":
+        from halle_bench.baselines.halle import HALLE
+        from halle_bench.baselines.mreq_tokenizer import MReQTokenizer
+        from halle_bench.baselines.train_halle import NARTrainable
+
+        win = {k: int(job.model_config[k]) for k in ("window", "overlap") if k in job.model_config}
+        model = HALLE.build(MReQTokenizer.load(job.tokenizer), fe, size=job.size, seed=seed, **win,
+                            **_transformer_kw(job))
+        modules = {"ar": model.ar, "nar": NARTrainable(model.nar, model.mrvq)}  # the NAR stage saves this module
+    else:
+        raise job.error(f"diagnose reads VALL-E / HALL-E trainings, not {job.model!r}", "model")
+    loaded = []
+    for stage, module in modules.items():
+        last = job.out / "train" / stage / "last" / "model.safetensors"
+        if last.exists():
+            load_state_strict(module, last, where=str(last.parent))
+            loaded.append(stage)
+    if not loaded:
+        raise job.error(f"{job.out}: no stage has checkpointed yet (train/ar/last, train/nar/last)", "out")
+    model.to(device)
+    return job.model, model, loaded
+
+
 def stage_examples(kind: str, model, items: Sequence[tuple[str, str, np.ndarray]]):
     """(id, text, wav at the model's rate) -> {stage: (examples, n_codebooks, trainable module)}."""
     from halle_bench.baselines.train import Example
@@ -82,7 +127,10 @@ def diagnose(ckpt: str | Path, manifest: str | Path, fmt: str | None = None, lim
     from .speak import SpeakCheck, pair_prompts, sampling_options
 
     ckpt = Path(ckpt)
-    kind, model = load_model(ckpt, device)
+    if ckpt.is_file() and ckpt.suffix == ".toml":
+        kind, model, stages = model_from_training(ckpt, device)
+    else:
+        (kind, model), stages = load_model(ckpt, device), ["ar", "nar"]
     sr = model.sample_rate
     utts = [u for u in read_manifest(Path(manifest), fmt) if u.audio is not None][:limit]
     held, skipped = [], []
@@ -94,14 +142,16 @@ def diagnose(ckpt: str | Path, manifest: str | Path, fmt: str | None = None, lim
     if len(held) < 2:
         raise ConfigError(f"need at least 2 readable utterances with audio and text, got {len(held)}", manifest)
     out: dict[str, Any] = {"checkpoint": str(ckpt), "kind": kind, "manifest": str(manifest), "items": len(held),
-                           "skipped": skipped, "stages": {}}
+                           "skipped": skipped, "stages": {}, "trained_stages": stages}
     t0 = time.perf_counter()
     with torch.no_grad():
         for stage, (ex, k, module) in stage_examples(kind, model, held).items():
+            if stage not in stages:
+                continue
             module.eval()
             out["stages"][stage] = validation_loss(module, ex, batch_size, k, device, seed)
     out["teacher_forced_seconds"] = round(time.perf_counter() - t0, 1)
-    if speak:
+    if speak and len(stages) == 2:
         from halle_bench.baselines.halle_system import HALLESystem
         from halle_bench.baselines.valle_system import VALLESystem
 
@@ -130,6 +180,8 @@ def report(d: dict[str, Any]) -> str:
                      + (f"{top:7.3f}" if top is not None else f"{'-':>7}"))
     lines.append("gap: loss with texts rotated across the items minus with the right texts (nats/token; ~0: "
                  "the text is ignored)")
+    if len(d.get("trained_stages", ())) < 2:
+        lines.append(f"only {', '.join(d['trained_stages'])} has checkpointed: no speak check")
     s = d.get("speak")
     if s:
         lines.append(f"speak (top-k {s['top_k']}, T {s['temperature']:g}): "
@@ -145,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m halle_bench.baselines.training.diagnose",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint", help="a VALL-E / HALL-E checkpoint folder")
+    ap.add_argument("checkpoint", help="a VALL-E / HALL-E checkpoint folder, or a training config (.toml)")
     ap.add_argument("manifest", help="held-out utterances (any manifest the harness reads)")
     ap.add_argument("--format", default=None, help="the manifest's format (default: inferred)")
     ap.add_argument("--limit", type=int, default=64, help="use the first N utterances (default 64)")

@@ -59,3 +59,28 @@ def test_bad_inputs_exit_2(tmp_path, capsys):
     (tmp_path / "m.jsonl").write_text('{"id": "a", "text": "x", "audio": "a.wav"}\nnot json\n')
     assert main([str(tmp_path / "nope"), str(tmp_path / "m.jsonl"), "--no-speak"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_training_config_diagnoses_the_stages_checkpointed_so_far(tmp_path, speech, capsys):
+    import shutil
+
+    from halle_bench.baselines.training import load_train_config, run_training
+    from halle_bench.baselines.training.diagnose import diagnose
+
+    m = _manifest(tmp_path, speech, 16000)
+    cfg = tmp_path / "valle.toml"
+    cfg.write_text('model = "valle"\nout = "ckpt"\n[data]\nmanifest = "m.jsonl"\n[codec]\nkind = "tiny"\nfit_iters = 2\n'
+                   '[model_config]\nsize = "tiny"\nd_model = 32\nn_heads = 2\nn_layers = 1\nd_ff = 64\n'
+                   '[train]\nsteps = 2\nbatch_size = 3\nlr = 1e-3\nwarmup = 1\n')
+    out = run_training(load_train_config(cfg))
+    done = diagnose(out, m, speak=False)  # the finished folder (no EMA: the last raw weights)
+    running = diagnose(cfg, m, speak=False)  # the same weights, read from train/*/last
+    assert running["trained_stages"] == ["ar", "nar"] and running["stages"] == done["stages"]
+    shutil.rmtree(out / "train" / "nar")  # as if the NAR stage had not started
+    assert main([str(cfg), str(m), "--json", str(tmp_path / "d.json")]) == 0
+    d = json.loads((tmp_path / "d.json").read_text())
+    assert list(d["stages"]) == ["ar"] and d["stages"]["ar"] == done["stages"]["ar"] and "speak" not in d
+    assert "only ar has checkpointed" in capsys.readouterr().out
+    shutil.rmtree(out / "train")
+    assert main([str(cfg), str(m), "--no-speak"]) == 2
+    assert "no stage has checkpointed" in capsys.readouterr().err
