@@ -11,8 +11,9 @@
   the same batches and the same random draws (NAR prompt cut and stage) as the true one.
 * **Top-k accuracy** of the AR's next-token predictions (the target among the k most likely):
   the maintainer's rule of thumb in lifeiteng/vall-e #37 is top-10 >= 40 % before a VALL-E
-  speaks. Computed for models with `targets(codes, code_lens)` (the AR, `CodecAR`); the NAR
-  stages report the shuffle gap only.
+  speaks. Taken from the loss's own `top10` when it reports one (`CodecAR.loss`), else
+  computed here for models with `targets(codes, code_lens)`; the NAR stages report the
+  shuffle gap only.
 """
 
 from __future__ import annotations

@@ -202,15 +202,19 @@ def validation_loss(model: nn.Module, examples: Sequence[Example], batch_size: i
     def mean_loss(items: Sequence[Example], top: bool) -> tuple[float, float, tuple[int, int]]:
         gen = torch.Generator().manual_seed(seed + 1)  # the same draws for the true and the shuffled pass
         tot = acc = 0.0
-        hits = [0, 0]
+        hits = [0.0, 0]
         for s in range(0, len(items), batch_size):
             batch = list(items[s:s + batch_size])
             text, tl, codes, cl = (x.to(device) for x in collate(batch, n_codebooks))
             _, m = model.loss(text, tl, codes, cl, generator=gen) if takes_gen else model.loss(text, tl, codes, cl)
             tot += m["loss"] * len(batch)
             acc += m["accuracy"] * len(batch)
-            h = ar_topk_hits(model, text, tl, codes, cl, topk) if top else None
-            if h is not None:
+            if not top:
+                continue
+            if topk == 10 and "top10" in m and "tokens" in m:  # CodecAR.loss reports it: no second pass
+                hits[0] += m["top10"] * m["tokens"]
+                hits[1] += m["tokens"]
+            elif (h := ar_topk_hits(model, text, tl, codes, cl, topk)) is not None:
                 hits[0] += h[0]
                 hits[1] += h[1]
         return tot / len(items), acc / len(items), (hits[0], hits[1])

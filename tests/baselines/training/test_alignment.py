@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from halle_bench.baselines.ar import ARConfig, CodecAR
-from halle_bench.baselines.train import Example, TrainConfig, train
-from halle_bench.baselines.training.alignment import rotated_texts, topk_hits
+from halle_bench.baselines.train import Example, TrainConfig, collate, train
+from halle_bench.baselines.training.alignment import ar_topk_hits, rotated_texts, topk_hits
 from halle_bench.baselines.training.loop import validation_loss
 from halle_bench.baselines.transformer import TransformerConfig
 
@@ -75,6 +75,12 @@ def test_shuffle_gap_positive_when_the_model_reads_the_text_and_zero_when_it_can
     if cls is Deaf:
         assert row["val_shuffle_gap"] == pytest.approx(0.0, abs=1e-6)
     else:
+        # the loss's own top-10 (CodecAR.loss reports it) agrees with the one computed here
+        text, tl, codes, cl = collate(_data(16, 0), 1)
+        hits, n = ar_topk_hits(model, text, tl, codes, cl, 10)
+        assert hits / n == pytest.approx(row["val_top10"], abs=0.02)
+        top5 = validation_loss(model, _data(16, 0), 8, 1, "cpu", shuffle=False, topk=5)
+        assert set(top5) == {"val_loss", "val_accuracy", "val_top5"} and top5["val_top5"] <= row["val_top10"] + 1e-9
         assert row["val_shuffle_gap"] > 0.2, row  # the wrong text costs the first frame of each clip dearly
         assert row["val_top10"] > 0.9 and row["val_accuracy"] > 0.5, row
     assert "val_shuffle_gap" not in validation_loss(model, _data(1, 0), 8, 1, "cpu")  # one item: nothing to rotate
