@@ -2,8 +2,8 @@
 
 | model             | file (under halle_bench/baselines/checkpoints/mel48/) | what                         |
 |-------------------|-------------------------------------------------------|------------------------------|
-| codec-mel48       | mreq/codec/codec.safetensors | 48 Hz mel teacher, 8 x 1024 residual k-means (3.84 kbps) |
-| mrvq-mel48        | mreq/mrvq.safetensors        | MRVQ 8/16/24/48 Hz on that teacher (1.04 kbps)            |
+| codec-mel48       | mreq/codec/codec.safetensors | 48 Hz mel teacher (0-8 kHz, 43 ms window), 8 x 1024 residual k-means (3.84 kbps) |
+| mrvq-mel48        | mreq/mrvq.safetensors        | MRVQ 8/16/24/48 Hz on that teacher, Quant 2/1/1/4 (2.48 kbps; 8-24 Hz: 0.56) |
 | codec-mel8-naive  | naive8/codec.safetensors     | the same front end fitted directly at 8 Hz (1.01 kbps)    |
 
 All three are rebuilt by `halle-bench train baselines/checkpoints/codec_mel48.toml`
@@ -30,13 +30,13 @@ def _spec(name: str, rel: str, sha: str, desc: str) -> ModelSpec:
 
 
 CODEC_MEL48 = _spec("codec-mel48", "mreq/codec/codec.safetensors",
-                    "d8a6b05df468fb6620aa857cb60a11f67ac2749c6ce7478bca5d3a336d220419",
-                    "shipped 48 Hz MReQ teacher: log-mel + 8 x 1024 residual k-means + Griffin-Lim (3.84 kbps)")
+                    "b3e8eda496e803570b9ed8670befa5378f081d1b42c9f5b81877edd790aa6e7d",
+                    "shipped 48 Hz MReQ teacher: 0-8 kHz log-mel (43 ms) + 8 x 1024 residual k-means + Griffin-Lim (3.84 kbps)")
 MRVQ_MEL48 = _spec("mrvq-mel48", "mreq/mrvq.safetensors",
-                   "c98ff0e7397a8ac65be301b60f7f5bed293dfc46a826b2f2c2e1e888d0d19555",
-                   "shipped MRVQ (8/16/24/48 Hz, ~1.04 kbps) distilled from codec-mel48")
+                   "3bb91adb2d3ce4bb3b4d2bf1ee9224fba686b3958b59b864c33b3a0793edd2df",
+                   "shipped MRVQ (8/16/24/48 Hz, Quant 2/1/1/4 x 1024, 2.48 kbps) distilled from codec-mel48")
 CODEC_MEL8_NAIVE = _spec("codec-mel8-naive", "naive8/codec.safetensors",
-                         "77a5bca9d7f2bb5d039d6d69f7536d5ce70477dc28f701b50cf801c8646fd549",
+                         "cd7a3782d0fa8d3b09fbac9210267c1b405f64e72b9967e35b3a095f90a3507d",
                          "the mel codec fitted directly at 8 Hz (21 x 64 codes, 1.01 kbps): Table 3's naive row")
 
 

@@ -21,7 +21,7 @@ def test_registered_and_verified():
     for spec in (shipped.CODEC_MEL48, shipped.MRVQ_MEL48, shipped.CODEC_MEL8_NAIVE):
         assert spec.name in specs and len(spec.sha256) == 64
         p = resolve(spec)  # checks the sha256 of the file inside the package
-        assert p.exists() and p.stat().st_size < 4_000_000
+        assert p.exists() and p.stat().st_size < 6_000_000  # 50 MB for all shipped weights
 
 
 def test_a_changed_file_is_refused(tmp_path):
