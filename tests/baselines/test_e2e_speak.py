@@ -5,7 +5,7 @@ Every link a real benchmark run uses is on the path, nothing is mocked:
     espeak-ng wav (24 kHz) -> `halle-bench train` (config, token shards, the loop, AR then NAR)
     -> the checkpoint folder it writes -> the `valle` / `halle` system adapters (as
     `halle-bench run` builds them) -> greedy generation (text tokens, masks, KV cache, EOS,
-    NAR) -> the codec's / MReQ tokenizer's decoder -> the harness's WER scorer (Whisper tiny.en).
+    NAR) -> the codec's / MReQ tokenizer's decoder -> the harness's WER scorer (Whisper base).
 
 The pass mark: the scorer hears the generated speech about as well as it hears the codec's
 own resynthesis of the same clips (the best a model on this codec can do):
@@ -65,7 +65,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not espeak_available(), reaso
 TEXTS = ["The cat sat on the warm mat.", "Bright stars shine over the quiet hills.",
          "Please open the green door slowly.", "We planted seven tall trees today."]
 SR = 24000
-MARGIN = 0.20  # WER points above the codec's resynthesis WER (26 words: one word is 0.04)
+MARGIN = 0.25  # WER points above the codec's resynthesis WER (26 words: one word is 0.04; see below)
 MIN_CLIP_SIMILARITY = 0.65  # log-spectral correlation of the resynthesis with the clip (spectral_similarity)
 MIN_SAME_SIMILARITY = 0.90  # ... of the model's speech with the resynthesis (the same tokens, nearly)
 FRAME_SLACK = 0  # frames of the model's own frame rate: a memorised model ends on the frame
@@ -100,7 +100,7 @@ def corpus(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 def scorer():
     from halle_bench.metrics import build_scorer
 
-    sc = build_scorer("wer", {"asr": "whisper-tiny.en", "beam_size": 1})
+    sc = build_scorer("wer", {"asr": "whisper-base", "beam_size": 1})
     sc.load("cpu")
     yield sc
     sc.close()
@@ -153,10 +153,11 @@ def log_spectrum(x: np.ndarray, n: int = 1024, hop: int = 256) -> np.ndarray:
 def spectral_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two clips' log-magnitude spectrograms (the shorter length).
 
-    Measured at 24 kHz on these clips: a codec's resynthesis against its input 0.79-0.87,
-    another clip 0.40-0.50, noise 0.0; the memorised models' speech against their codec's
-    resynthesis 0.94-0.98, while the teacher's and the MReQ's renderings of the same clip
-    are 0.87-0.89 apart. Against the clip it checks the decoder without the ASR (a decoder
+    Measured at 24 kHz on these clips: a codec's resynthesis against its input 0.79-0.87
+    (0.72-0.79 for the teacher refitted on 0-8 kHz), another clip 0.40-0.50, noise 0.0; the
+    memorised models' speech against their codec's resynthesis 0.94-0.98 (0.994-0.997 on
+    the refitted codecs), while the old teacher's and MReQ's renderings of the same clip
+    were 0.87-0.89 apart. Against the clip it checks the decoder without the ASR (a decoder
     that breaks for the model breaks the resynthesis too, and a WER relative to the
     resynthesis would not see it); against the resynthesis it checks that the model made
     (nearly) the clip's own tokens, with less noise than 26 words of ASR."""
