@@ -47,20 +47,31 @@ class RVQConfig:
     kmeans_iters: int = 10  # Lloyd iterations of the k-means init on the first batch
 
 
-def kmeans_pp(x: torch.Tensor, k: int) -> torch.Tensor:
-    """k-means++ seeding: each next centre is a row drawn with probability proportional to
-    its squared distance to the centres so far (torch's global generator)."""
+def kmeans_pp(x: torch.Tensor, k: int, rounds: int = 16) -> torch.Tensor:
+    """k-means++ seeding in `rounds` draws: each round adds ceil(k / rounds) rows drawn
+    (without replacement) with probability proportional to their squared distance to the
+    centres so far (torch's global generator). One row a round is plain k-means++; 16
+    rounds keep a 1024-code init to 16 small matmuls instead of 1024 sequential steps."""
     if x.shape[0] <= k:
         return _sample_rows(x, k).clone()
-    c = x.new_empty(k, x.shape[1])
-    c[0] = x[torch.randint(x.shape[0], (1,), device=x.device)]
-    d2 = (x - c[0]).pow(2).sum(1)
-    for i in range(1, k):
+    rounds = max(1, min(rounds, k))
+    per = -(-(k - 1) // rounds) if k > 1 else 0
+    first = x[torch.randint(x.shape[0], (1,), device=x.device)]
+    chosen = [first]
+    d2 = (x - first).pow(2).sum(1)
+    n = 1
+    while n < k:
+        m = min(per, k - n)
         total = d2.sum()
-        j = torch.multinomial(d2 / total, 1) if total > 0 else torch.randint(x.shape[0], (1,), device=x.device)
-        c[i] = x[j]
-        d2 = torch.minimum(d2, (x - c[i]).pow(2).sum(1))
-    return c
+        if total > 0 and int((d2 > 0).sum()) >= m:
+            idx = torch.multinomial(d2 / total, m, replacement=False)
+        else:
+            idx = torch.randint(x.shape[0], (m,), device=x.device)
+        c = x[idx]
+        chosen.append(c)
+        d2 = torch.minimum(d2, torch.cdist(x, c).pow(2).min(1).values)
+        n += m
+    return torch.cat(chosen)[:k].clone()
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int) -> torch.Tensor:
