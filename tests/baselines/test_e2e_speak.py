@@ -23,21 +23,21 @@ differs from the resynthesis's by up to +0.23 (tiny.en: VALL-E 0.231 vs 0.346, H
 Whisper base and 0.25; the similarity is the precise criterion, the WER says the harness's
 scorer hears the texts.
 
-What a broken link does (measured by monkeypatching one link at a time in a scratch copy,
-same trained checkpoints; Whisper tiny.en, 26 words, ground truth 0.077; "similarity" is
+What a broken link does (measured on the refitted codecs by monkeypatching one link at a
+time in a scratch copy, same trained checkpoints; Whisper base, 26 words; "similarity" is
 the model's speech against the resynthesis):
 
 | broken link | VALL-E | HALL-E |
 |---|---|---|
-| none | passes: WER 0.385 vs resynthesis 0.346, frames exact, similarity 0.94-0.95 | passes: WER 0.654 vs 0.692, similarity 0.94-0.98 |
-| no EOS (its logit never wins) | fails: runs to the cap (448-592 frames for 86-114), WER 3.27 | fails: 56-74 frames for 15-19, WER 1.15 |
-| text ids off by one | fails: frames, similarity down to 0.46, WER 0.73 | fails: similarity down to 0.47, WER 1.19 |
-| NAR (VALL-E: codebook 0 copied to all; HALL-E: code 0 at every finer level) | fails: similarity 0.83-0.86, WER 0.92 | fails: similarity 0.82-0.88, WER 1.31 |
-| KV cache keeps no generated step | fails: a frame short, similarity 0.81, WER 0.58 | passes (output unchanged) |
-| cached steps one position off | fails: a frame short, similarity 0.79 | passes (output unchanged) |
-| decoder plays backwards | fails: resynthesis to clip 0.34-0.47 (the relative WER alone passes: 1.31 vs 1.31) | fails: 0.28-0.48 |
+| none | passes: WER 0.500 vs resynthesis 0.346, frames exact, similarity 0.994-0.997 | passes: WER 0.423 vs 0.308, similarity 0.993-0.996 |
+| no EOS (its logit never wins) | fails: runs to the cap (448-592 frames for 86-114), WER 3.69 | fails: 56-74 frames for 15-19, WER 0.96 |
+| text ids off by one | fails: frames, similarity down to 0.85, WER 0.77 | fails: similarity down to 0.84, WER 0.73 |
+| NAR (VALL-E: codebook 0 copied to all; HALL-E: code 0 at every finer level) | fails: WER 1.15 (similarity 0.97) | fails: WER 0.96 (similarity 0.97) |
+| KV cache keeps no generated step | fails: a frame short, WER 0.65 | passes (output unchanged) |
+| cached steps one position off | fails: every item a frame short | passes (output unchanged) |
+| decoder plays backwards | fails: resynthesis to clip 0.34-0.47 on the old codecs (the relative WER alone passed: 1.31 vs 1.31) | fails: 0.28-0.48 (old codecs) |
 | KV cache hides the previous step | passes (output unchanged) | passes (output unchanged) |
-| padding masks ignored in batched decoding | passes (output changed, WER 0.27, still the clip) | passes (decodes one item at a time) |
+| padding masks ignored in batched decoding | passes (output changed a little, WER 0.385) | passes (decodes one item at a time) |
 
 A memorised model can reproduce its clips from the text and the position alone, so faults
 that leave its output unchanged pass here; they are caught where the output depends on
