@@ -35,7 +35,7 @@ the model's speech against the resynthesis):
 | NAR (VALL-E: codebook 0 copied to all; HALL-E: code 0 at every finer level) | fails: WER 1.15 (similarity 0.97) | fails: WER 0.96 (similarity 0.97) |
 | KV cache keeps no generated step | fails: a frame short, WER 0.65 | passes (output unchanged) |
 | cached steps one position off | fails: every item a frame short | passes (output unchanged) |
-| decoder plays backwards | fails: resynthesis to clip 0.34-0.47 on the old codecs (the relative WER alone passed: 1.31 vs 1.31) | fails: 0.28-0.48 (old codecs) |
+| decoder plays backwards | fails: resynthesis to clip 0.48-0.57 (the relative WER alone passes: 1.58 vs 1.35) | fails: 0.45-0.59 (WER 1.35 vs 1.31) |
 | KV cache hides the previous step | passes (output unchanged) | passes (output unchanged) |
 | padding masks ignored in batched decoding | passes (output changed a little, WER 0.385) | passes (decodes one item at a time) |
 
