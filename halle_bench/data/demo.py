@@ -197,32 +197,31 @@ def _build(root: Path, final: Path) -> None:
                                            "files": files}, indent=1))
 
 
-def _clean_stale(parent: Path) -> None:
-    """Remove temp folders of builds whose process is gone (killed mid-build)."""
-    for d in parent.glob(f".v{DEMO_VERSION}-*"):
+def _clean_stale(parent: Path, prefix: str) -> None:
+    """Remove temp folders `<prefix><pid>-*` of builds whose process is gone (killed mid-build)."""
+    for d in parent.glob(f"{prefix}*"):
         try:
-            pid = int(d.name.split("-")[1])
-            os.kill(pid, 0)  # raises if no such process
-        except (ValueError, IndexError, ProcessLookupError):
+            os.kill(int(d.name[len(prefix):].split("-")[0]), 0)  # raises if no such process
+        except (ValueError, ProcessLookupError):
             shutil.rmtree(d, ignore_errors=True)
         except PermissionError:
             pass  # someone else's live process
 
 
-def build_demo(home: Path) -> Path:
-    """Build the demo under `home/demo/v<DEMO_VERSION>` unless a complete one is there,
-    and return the path of its config TOML."""
-    final = demo_dir(home)
+def build_once(final: Path, prefix: str, build) -> None:
+    """Make the cached folder `final` with `build(folder)` unless a complete one is there:
+    built in a temp folder `<prefix><pid>-*` beside it and renamed into place, so a killed
+    build leaves nothing half-written and concurrent builders keep the first finished one."""
     if _is_complete(final):
-        return final / "config.toml"
+        return
     parent = final.parent
     parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".v{DEMO_VERSION}-{os.getpid()}-", dir=parent))
+    _clean_stale(parent, prefix)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
     try:
-        _build(tmp / "b", final)
+        build(tmp / "b")
         if _is_complete(final):  # a concurrent build finished first: keep that one
-            return final / "config.toml"
+            return
         if final.exists():  # an incomplete earlier build
             shutil.rmtree(final)
         try:
@@ -232,4 +231,11 @@ def build_demo(home: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_demo(home: Path) -> Path:
+    """Build the demo under `home/demo/v<DEMO_VERSION>` unless a complete one is there,
+    and return the path of its config TOML."""
+    final = demo_dir(home)
+    build_once(final, f".v{DEMO_VERSION}-", lambda folder: _build(folder, final))
     return final / "config.toml"

@@ -32,13 +32,11 @@ Decisions:
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import HalleBenchError
-from .demo import (DEMO_VERSION, MARKER, SPEAKERS, _espeak_version, _fit, _is_complete, _speak, build_demo,
+from .demo import (DEMO_VERSION, MARKER, SPEAKERS, _espeak_version, _fit, _is_complete, _speak, build_demo, build_once,
                    passage, split_sentences)
 
 PAPER_SET_VERSION = 1
@@ -149,40 +147,13 @@ def _build(root: Path, demo_folder: Path) -> None:
                                            "espeak_ng": _espeak_version(), "files": files}, indent=1))
 
 
-def _clean_stale(parent: Path, prefix: str) -> None:
-    """Remove temp folders `<prefix><pid>-*` of builds whose process is gone (killed mid-build)."""
-    for d in parent.glob(f"{prefix}*"):
-        try:
-            os.kill(int(d.name[len(prefix):].split("-")[0]), 0)  # raises if no such process
-        except (ValueError, ProcessLookupError):
-            shutil.rmtree(d, ignore_errors=True)
-        except PermissionError:
-            pass  # someone else's live process
-
-
 def build_paper_set(home: Path) -> Path:
     """Build the set under `paper_set_dir(home)` (and the demo, if needed) unless a complete
     one is there; return the path of its manifest."""
     final = paper_set_dir(home)
-    if _is_complete(final):
-        return final / "manifest.jsonl"
-    demo_folder = build_demo(home).parent
-    parent = final.parent
-    prefix = f".{final.name}-"
-    _clean_stale(parent, prefix)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
-    try:
-        _build(tmp / "b", demo_folder)
-        if not _is_complete(final):  # else a concurrent build finished first: keep that one
-            if final.exists():  # an incomplete earlier build
-                shutil.rmtree(final)
-            try:
-                os.rename(tmp / "b", final)
-            except OSError:
-                if not _is_complete(final):  # not a concurrent builder that won the race
-                    raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not _is_complete(final):
+        demo_folder = build_demo(home).parent
+        build_once(final, f".{final.name}-", lambda folder: _build(folder, demo_folder))
     return final / "manifest.jsonl"
 
 

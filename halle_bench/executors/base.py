@@ -52,6 +52,22 @@ class Slots(Protocol):
         rows or message). A "died" slot has no worker any more."""
 
 
+def map_on_slots(slots, chunks: list[Chunk], on_abort) -> Iterator[Result]:
+    """The pool executors' `map`: schedule `chunks` on `slots`; when the driver finishes,
+    release the workers (kept for the next stage); when it is interrupted or fails,
+    `on_abort()` stops them at once."""
+    slots.start(len(chunks))
+    done = False
+    try:
+        yield from schedule(slots, chunks)
+        done = True
+    finally:
+        if done:
+            slots.release()
+        else:
+            on_abort()
+
+
 def schedule(slots: Slots, chunks: list[Chunk]) -> Iterator[Result]:
     """Hand `chunks`, in order, to whichever slot is free; retry a chunk whose worker
     died on another worker, up to `work.MAX_ATTEMPTS` tries in all."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import HalleBenchError
 from ..interrupts import track, untrack
-from .base import schedule
+from .base import map_on_slots
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -182,18 +182,11 @@ class ProcessExecutor:
     def map(self, plan: Plan, stage: Stage, chunks: list[Chunk]) -> Iterator[Result]:
         if self._slots is None:
             self._slots = _Slots(plan, max(1, self.workers))
-        slots = self._slots
-        slots.start(len(chunks))
-        done = False
-        try:
-            yield from schedule(slots, chunks)
-            done = True
-        finally:
-            if done:
-                slots.release()
-            else:  # interrupted (or the driver failed): stop the workers now
-                slots.stop(graceful=False)
-                self._slots = None
+        yield from map_on_slots(self._slots, chunks, self._abort)
+
+    def _abort(self) -> None:  # interrupted (or the driver failed): stop the workers now
+        self._slots.stop(graceful=False)
+        self._slots = None
 
     def close(self) -> None:
         if self._slots is not None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ConfigError, HalleBenchError
-from .base import schedule
+from .base import map_on_slots
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -213,18 +213,11 @@ class RayExecutor:
             actor_cls = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_concurrency=2)(_Actor)
             args = (plan.config, str(Path(plan.out).resolve()), spec, list(sys.path))
             self._slots, self._profile = _Slots(ray, actor_cls, args, max(1, self.workers)), (cpus, gpus)
-        slots = self._slots
-        slots.start(len(chunks))
-        done = False
-        try:
-            yield from schedule(slots, chunks)
-            done = True
-        finally:
-            if done:
-                slots.release()
-            else:  # interrupted (or the driver failed): kill the actors now
-                slots.stop()
-                self._slots = None
+        yield from map_on_slots(self._slots, chunks, self._abort)
+
+    def _abort(self) -> None:  # interrupted (or the driver failed): kill the actors now
+        self._slots.stop()
+        self._slots = None
 
     def close(self) -> None:
         if self._slots is not None:
